@@ -1,0 +1,82 @@
+# The workbook's commands. Quick start: `make run` (the whole course, headless)
+# and `make test` (every test, including nbval over the notebooks).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+WORKBOOK := $(VENV)/bin/workbook
+INSTALLED := $(VENV)/.installed
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: help setup up down status lab run test test-unit test-contract test-integration \
+        test-notebooks test-browser bench dashboard clean
+
+help:
+	@echo "make run     set up everything, run every notebook headless into build/, print a summary"
+	@echo "make test    set up what tests need, run unit, contract, integration, notebook and browser tests"
+	@echo "make up | down | status | lab | bench | dashboard | clean"
+
+# --- setup: virtual environment, packages, .env --------------------------------
+$(INSTALLED): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is missing: run 'sudo apt-get install -y python3 python3-venv'."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+.env:
+	cp .env.example .env
+	@echo "Created .env from .env.example: change MYSQL_PASSWORD there if you like."
+
+setup: $(INSTALLED) .env
+
+# --- services -------------------------------------------------------------------
+up: setup
+	$(WORKBOOK) up
+
+down:
+	@if [ -x $(WORKBOOK) ]; then $(WORKBOOK) down; else echo "Nothing to stop: run make setup first."; fi
+
+status: setup
+	$(WORKBOOK) status
+
+lab: up
+	$(VENV)/bin/jupyter lab notebooks/
+
+# --- the main job ---------------------------------------------------------------
+run: up
+	$(WORKBOOK) notebooks --output build
+
+# --- tests: one command per layer, `make test` runs them all ----------------------
+# pytest exits 5 when it collects no test: that is a failure here, said out loud.
+define pytest_strict
+	$(PYTEST) $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests for: $(1)"; exit 1; fi; exit $$rc
+endef
+
+test-unit: setup
+	$(call pytest_strict,tests/unit -q)
+
+test-contract: setup
+	$(call pytest_strict,tests/contract -q)
+
+test-integration: up
+	$(call pytest_strict,tests/integration -q)
+
+test-notebooks: up
+	$(call pytest_strict,--nbval-lax --nbval-current-env --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks -q)
+
+test-browser: up
+	$(call pytest_strict,tests/browser -q)
+
+test: test-unit test-contract test-integration test-notebooks
+
+bench: up
+	$(PY) -m bench
+
+dashboard: up
+	$(VENV)/bin/voila --no-browser notebooks/06_dashboard.ipynb
+
+clean: down
+	rm -rf build .stack

@@ -1,0 +1,99 @@
+"""Message schemas of the four topics, documented in one place (03_producing).
+
+Every message is JSON, keyed by the ticker (UTF-8), so all bars of one stock
+land in the same partition, in order. `ts` is the bar's start time in epoch
+milliseconds UTC, everywhere: in MySQL (`candle_prices.ts`), in every message
+value and as the Kafka message timestamp, so ksqlDB (`TIMESTAMP='ts'`) and
+Flink (`TO_TIMESTAMP_LTZ(ts, 3)`) measure the join window on market time.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Mapping
+
+PRICELIST = "pricelist"
+ALERTS = "alerts"
+VARIATIONS = "variations"
+BUY = "buy"
+DEAD_LETTER = "pricelist.dlq"
+TOPICS = (PRICELIST, ALERTS, VARIATIONS, BUY, DEAD_LETTER)
+
+#: field name -> (type, meaning); the order is the order in the JSON value.
+FIELDS: dict[str, dict[str, tuple[type, str]]] = {
+    PRICELIST: {
+        "ticker": (str, "stock symbol, also the message key"),
+        "ts": (int, "bar start, epoch milliseconds UTC (event time)"),
+        "open": (float, "first trade price of the bar, USD"),
+        "high": (float, "highest trade price of the bar, USD"),
+        "low": (float, "lowest trade price of the bar, USD"),
+        "close": (float, "last trade price of the bar, USD"),
+        "volume": (float, "shares traded in the bar"),
+        "vwap": (float, "volume-weighted average price, USD (may be null)"),
+        "transactions": (int, "number of trades in the bar (may be null)"),
+    },
+    VARIATIONS: {
+        "ticker": (str, "stock symbol, also the message key"),
+        "ts": (int, "bar start, epoch milliseconds UTC (event time)"),
+        "variation_ex": (float, "high/low - 1, a fraction: 0.05 is 5 %"),
+        "variation_in": (float, "close/open - 1, a fraction: -0.01 is -1 %"),
+    },
+    ALERTS: {
+        "ticker": (str, "stock symbol, also the message key"),
+        "ts": (int, "bar start, epoch milliseconds UTC (event time)"),
+        "close": (float, "closing price of the bar, above the price threshold, USD"),
+        "volume": (float, "shares traded in the bar"),
+        "transactions": (int, "number of trades in the bar (may be null)"),
+    },
+    BUY: {
+        "ticker": (str, "stock symbol, also the message key"),
+        "alert_ts": (int, "event time of the alert, epoch milliseconds UTC"),
+        "variation_ts": (int, "event time of the variation, epoch milliseconds UTC"),
+        "close": (float, "closing price of the alert bar, USD"),
+        "variation_ex": (float, "high/low - 1 of the variation bar, a fraction"),
+        "variation_in": (float, "close/open - 1 of the variation bar, a fraction"),
+    },
+}
+
+NULLABLE = {"vwap", "transactions"}
+
+
+class SchemaError(ValueError):
+    """A message does not match its topic's schema; the text says which field and why."""
+
+
+def encode(value: Mapping[str, Any]) -> bytes:
+    """Serialize a message value as compact JSON (UTF-8)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode(topic: str, raw: bytes | None) -> dict[str, Any]:
+    """Parse and validate one message value of `topic`, raising SchemaError when malformed."""
+    if raw is None:
+        raise SchemaError("the message has no value")
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"the value is not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(value, dict):
+        raise SchemaError("the value is not a JSON object")
+    out: dict[str, Any] = {}
+    for name, (kind, _) in FIELDS[topic].items():
+        item = value.get(name)
+        if item is None:
+            if name in NULLABLE:
+                out[name] = None
+                continue
+            raise SchemaError(f"field {name!r} is missing")
+        if kind is str and not isinstance(item, str):
+            raise SchemaError(f"field {name!r} must be a string")
+        if kind is not str:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                raise SchemaError(f"field {name!r} must be a number")
+            if not math.isfinite(item):
+                raise SchemaError(f"field {name!r} must be finite")
+            if kind is int and item != int(item):
+                raise SchemaError(f"field {name!r} must be a whole number")
+            item = kind(item)
+        out[name] = item
+    return out

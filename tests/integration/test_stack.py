@@ -1,0 +1,146 @@
+"""The stack for real: Kafka and MariaDB answer, keep every message and row, and stop cleanly."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from helpers.clients import make_admin, make_consumer, make_producer
+from helpers.config import PROJECT_ROOT, load_settings
+from helpers.db import make_engine, read_bars, store_bars, candle_prices
+from helpers.stack import StackError, local_up, port_is_free, stack_down, stack_status
+
+pytestmark = pytest.mark.integration
+
+
+def test_status_reports_every_service_up(settings):
+    statuses = {s.name: s for s in stack_status(settings)}
+    assert set(statuses) == {"kafka", "mysql", "stream-sql"}
+    assert all(s.up for s in statuses.values()), statuses
+    assert statuses["kafka"].version.startswith("4.")
+    assert "***" in statuses["mysql"].url and settings.mysql_password not in statuses["mysql"].url
+
+
+def test_status_json_from_the_console_command(settings):
+    out = subprocess.run([sys.executable, "-m", "helpers.cli", "status", "--json"],
+                         capture_output=True, text=True, check=True, cwd=PROJECT_ROOT).stdout
+    services = {s["name"]: s for s in json.loads(out)["services"]}
+    assert {"name", "address", "up", "version"} <= set(services["kafka"])
+    assert services["mysql"]["url"].endswith(f"@127.0.0.1:{settings.mysql_port}/{settings.mysql_database}")
+    assert settings.mysql_password not in out
+
+
+def test_thousand_keyed_messages_none_lost(settings, prefix):
+    topic = prefix + "keyed"
+    admin = make_admin(settings)
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(15)
+    sent = [(f"K{i % 7}", json.dumps({"i": i})) for i in range(1000)]
+    delivered, failed = [], []
+    producer = make_producer(settings)
+    for key, value in sent:
+        producer.produce(topic, value, key, on_delivery=lambda err, msg: (failed if err else delivered).append(msg))
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert (len(delivered), failed) == (1000, [])
+
+    consumer = make_consumer(prefix + "reader", settings)
+    consumer.subscribe([topic])
+    got, partitions_of, at_end = [], defaultdict(set), set()
+    while len(at_end) < 3:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            continue
+        if msg.error():
+            assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+            at_end.add(msg.partition())
+            continue
+        got.append((msg.key().decode(), msg.value().decode()))
+        partitions_of[msg.key()].add(msg.partition())
+    consumer.close()
+    assert len(got) == 1000
+    assert sorted(got) == sorted(sent)
+    assert all(len(p) == 1 for p in partitions_of.values()), "one key, one partition"
+    for key in {k for k, _ in sent}:   # order per key is preserved
+        assert [v for k, v in got if k == key] == [v for k, v in sent if k == key]
+    admin.delete_topics([topic])
+
+
+def test_mysql_rows_written_and_read_back_once(settings, prefix):
+    engine = make_engine(settings)
+    ticker = prefix.upper()[:16]
+    bars = pd.DataFrame({"ticker": ticker, "ts": [1_700_000_000_000 + i * 60_000 for i in range(50)],
+                         "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 10.0,
+                         "vwap": None, "transactions": pd.array([5] * 50, dtype="Int64")})
+    try:
+        assert store_bars(engine, bars, progress=False) == 50
+        assert store_bars(engine, bars, progress=False) == 0   # unique (ticker, ts): no duplicates
+        back = read_bars(engine)
+        back = back[back["ticker"] == ticker].reset_index(drop=True)
+        assert back["ts"].tolist() == bars["ts"].tolist()
+        assert back["vwap"].isna().all() and back["transactions"].tolist() == [5] * 50
+    finally:
+        with engine.begin() as conn:
+            conn.execute(candle_prices.delete().where(candle_prices.c.ticker == ticker))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def second_stack(settings, tmp_path):
+    """A second local stack on free ports with its own state folder (jars shared)."""
+    state = tmp_path / "stack"
+    (state / "libs").parent.mkdir(parents=True)
+    (state / "libs").symlink_to(settings.state_dir / "libs")
+    env = {"WORKBOOK_STACK": "local", "WORKBOOK_STATE_DIR": str(state),
+           "KAFKA_PORT": str(free_port()), "KAFKA_CONTROLLER_PORT": str(free_port()),
+           "MYSQL_PORT": str(free_port()), "MYSQL_PASSWORD": "second-stack-pw"}
+    return load_settings({**os.environ, **env})
+
+
+def processes_using(folder) -> list[str]:
+    """Command lines of running processes that mention `folder`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in args and str(os.getpid()) != cmdline.parent.name:
+            found.append(args)
+    return found
+
+
+def test_up_is_idempotent_and_down_leaves_nothing(second_stack):
+    s = second_stack
+    try:
+        local_up(s)
+        local_up(s)   # reuses what runs
+        assert all(x.up for x in stack_status(s)[:2])
+        assert len([p for p in processes_using(s.state_dir) if "kafka.Kafka" in p]) == 1
+    finally:
+        stopped = stack_down(s)
+    assert stopped == ["kafka", "mariadb"]
+    assert processes_using(s.state_dir) == []
+    for port in (s.kafka_port, s.kafka_controller_port, s.mysql_port):
+        assert port_is_free(port), port
+    assert stack_down(s) == []   # nothing left to stop
+
+
+def test_port_in_use_names_port_and_variable(second_stack):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", second_stack.kafka_port))
+        blocker.listen()
+        with pytest.raises(StackError, match=rf"Port {second_stack.kafka_port} .*KAFKA_PORT"):
+            local_up(second_stack)
+    assert processes_using(second_stack.state_dir) == []

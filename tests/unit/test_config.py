@@ -1,0 +1,80 @@
+"""Configuration: environment over .env, clear errors, secrets never shown."""
+from pathlib import Path
+
+import pytest
+
+from helpers.config import ConfigError, load_settings, mask_url, read_dotenv
+
+BASE = {"WORKBOOK_STACK": "local", "MYSQL_PASSWORD": "s3cret!pw"}
+
+
+def settings(tmp_path: Path, env=None, dotenv=""):
+    path = tmp_path / ".env"
+    path.write_text(dotenv)
+    return load_settings({**BASE, **(env or {})}, dotenv=path)
+
+
+def test_defaults_are_localhost(tmp_path):
+    s = settings(tmp_path)
+    assert s.bootstrap_servers == "127.0.0.1:9092"
+    assert s.ksqldb_url == "http://127.0.0.1:8088"
+    assert s.database_url == "mysql+pymysql://workbook:s3cret%21pw@127.0.0.1:3306/workbook"
+
+
+def test_environment_wins_over_dotenv(tmp_path):
+    s = settings(tmp_path, {"KAFKA_PORT": "19092"}, "KAFKA_PORT=29092\nMYSQL_PORT=13306\n")
+    assert s.kafka_port == 19092
+    assert s.mysql_port == 13306
+    assert s.bootstrap_servers == "127.0.0.1:19092"
+
+
+def test_dotenv_parsing_quotes_comments_export(tmp_path):
+    path = tmp_path / ".env"
+    path.write_text("# comment\n\nexport A=1\nB='two words'\nC=\"x=y\"\n")
+    assert read_dotenv(path) == {"A": "1", "B": "two words", "C": "x=y"}
+
+
+def test_malformed_dotenv_line_names_the_line(tmp_path):
+    with pytest.raises(ConfigError, match="line 2"):
+        settings(tmp_path, dotenv="A=1\nthis is not a setting\n")
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "70000", "-1", ""])
+def test_bad_port_names_the_variable(tmp_path, raw):
+    with pytest.raises(ConfigError, match="KAFKA_PORT must be a port number"):
+        settings(tmp_path, {"KAFKA_PORT": raw})
+
+
+def test_unknown_stack_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="WORKBOOK_STACK must be one of"):
+        settings(tmp_path, {"WORKBOOK_STACK": "kubernetes"})
+
+
+def test_external_stack_needs_endpoints(tmp_path):
+    with pytest.raises(ConfigError, match="KAFKA_BOOTSTRAP_SERVERS"):
+        settings(tmp_path, {"WORKBOOK_STACK": "external"})
+    s = settings(tmp_path, {"WORKBOOK_STACK": "external", "KAFKA_BOOTSTRAP_SERVERS": "k:1",
+                            "DATABASE_URL": "mysql+pymysql://u:p@db:3306/x"})
+    assert (s.bootstrap_servers, s.database_url) == ("k:1", "mysql+pymysql://u:p@db:3306/x")
+
+
+def test_missing_password_says_how_to_fix(tmp_path):
+    s = load_settings({"WORKBOOK_STACK": "local"}, dotenv=tmp_path / "absent")
+    with pytest.raises(ConfigError, match="cp .env.example .env"):
+        s.database_url
+
+
+def test_secrets_never_in_repr_or_masked_url(tmp_path):
+    s = settings(tmp_path, {"MASSIVE_API_KEY": "KEY123456"})
+    assert "s3cret" not in repr(s) and "KEY123456" not in repr(s)
+    assert s.masked_database_url == "mysql+pymysql://workbook:***@127.0.0.1:3306/workbook"
+    assert s.massive_api_key == "KEY123456"
+
+
+def test_polygon_key_is_accepted(tmp_path):
+    assert settings(tmp_path, {"POLYGON_API_KEY": "PK"}).massive_api_key == "PK"
+
+
+def test_mask_url_keeps_urls_without_password():
+    assert mask_url("http://host:8088") == "http://host:8088"
+    assert mask_url("mysql+pymysql://u:p@h/db") == "mysql+pymysql://u:***@h/db"
