@@ -97,3 +97,11 @@ def decode(topic: str, raw: bytes | None) -> dict[str, Any]:
             item = kind(item)
         out[name] = item
     return out
+
+
+def schema_table(topic: str) -> "pandas.DataFrame":
+    """The documented fields of a topic as a small table (03_producing)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"field": name, "type": kind.__name__, "meaning": meaning}
+                         for name, (kind, meaning) in FIELDS[topic].items()]).set_index("field")

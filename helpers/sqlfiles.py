@@ -25,7 +25,7 @@ def sql_literal(name: str, value: object) -> str:
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
             raise ValueError(f"SQL parameter {name} must be finite, got {value!r}.")
-        return repr(value) if isinstance(value, int) else format(value, ".17g")
+        return repr(value) if isinstance(value, int) else repr(float(value))
     if isinstance(value, str) and _SAFE_TEXT.fullmatch(value):
         return value
     raise ValueError(

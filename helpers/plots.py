@@ -1,0 +1,90 @@
+"""Figures of the workbook: each helper returns (fig, ax) so a notebook cell is one line.
+
+Sized and labelled for a projector: large fonts, titles, axes with units.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.ticker import PercentFormatter
+
+STYLE = {"figure.figsize": (10, 4.5), "font.size": 13, "axes.titlesize": 15,
+         "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100}
+TOPIC_COLORS = {"pricelist": "tab:blue", "variations": "tab:purple", "alerts": "tab:orange",
+                "buy": "tab:green", "pricelist.dlq": "tab:red"}
+
+
+def use_style() -> None:
+    """Apply the workbook's plot style (call once in a notebook's setup cell)."""
+    plt.rcParams.update(STYLE)
+
+
+def to_datetime(ts: pd.Series) -> pd.Series:
+    """Epoch milliseconds -> UTC datetimes for plotting."""
+    return pd.to_datetime(ts, unit="ms", utc=True)
+
+
+def plot_prices(bars: pd.DataFrame, price_threshold: float | None = None, *, alerts=None,
+                buys=None, title: str | None = None, ax=None):
+    """Closing price over time, the threshold line, and optional alert and buy markers."""
+    fig, ax = _figure(ax)
+    for ticker, group in bars.groupby("ticker", sort=True):
+        ax.plot(to_datetime(group["ts"]), group["close"], lw=1.2, label=f"{ticker} close")
+    if price_threshold is not None:
+        ax.axhline(price_threshold, color="tab:red", ls="--", lw=1.5, label=f"threshold ${price_threshold:g}")
+    if alerts is not None and len(alerts):
+        ax.scatter(to_datetime(alerts["ts"]), alerts["close"], s=10, color="tab:orange",
+                   zorder=3, label=f"alerts ({len(alerts):,})")
+    if buys is not None and len(buys):
+        ax.scatter(to_datetime(buys["alert_ts"]), buys["close"], s=90, marker="^", color="tab:green",
+                   edgecolor="black", zorder=4, label=f"buy signals ({len(buys):,})")
+    ax.set(title=title or "Closing price", xlabel="market time (UTC)", ylabel="price (USD)")
+    ax.legend(loc="upper left")
+    return fig, ax
+
+
+def plot_variations(variations: pd.DataFrame, variation_threshold: float, *, ax=None):
+    """variation_ex over time, with the band above the threshold shaded."""
+    fig, ax = _figure(ax)
+    big = variations["variation_ex"].abs() > variation_threshold
+    times = to_datetime(variations["ts"])
+    ax.scatter(times[~big], variations["variation_ex"][~big], s=6, color="tab:gray", label="variation")
+    ax.scatter(times[big], variations["variation_ex"][big], s=25, color="tab:purple",
+               label=f"above threshold ({int(big.sum()):,})")
+    ax.axhspan(variation_threshold, max(variation_threshold, variations["variation_ex"].max()) * 1.05,
+               color="tab:purple", alpha=0.08)
+    ax.axhline(variation_threshold, color="tab:purple", ls="--", lw=1.5,
+               label=f"threshold {variation_threshold:.1%}")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set(title="Intrabar range high/low − 1", xlabel="market time (UTC)", ylabel="variation_ex (%)")
+    ax.legend(loc="upper left")
+    return fig, ax
+
+
+def plot_counts(counts: pd.Series, *, title: str = "Messages per topic", ax=None):
+    """A bar per topic (or per anything), with the count written on it."""
+    fig, ax = _figure(ax, figsize=(8, 4))
+    colors = [TOPIC_COLORS.get(str(name), "tab:blue") for name in counts.index]
+    bars = ax.bar([str(i) for i in counts.index], counts.to_numpy(), color=colors)
+    ax.bar_label(bars, labels=[f"{int(v):,}" for v in counts.to_numpy()], padding=3)
+    ax.set(title=title, ylabel="messages")
+    ax.margins(y=0.15)
+    return fig, ax
+
+
+def plot_partitions(messages: pd.DataFrame, *, title: str = "Which partition each key went to", ax=None):
+    """Messages per partition, stacked by key: one key always lands in one partition."""
+    fig, ax = _figure(ax, figsize=(8, 4))
+    table = messages.pivot_table(index="partition", columns="key", values="offset",
+                                 aggfunc="count", fill_value=0)
+    table.plot.bar(stacked=True, ax=ax, rot=0)
+    ax.set(title=title, xlabel="partition", ylabel="messages")
+    ax.legend(title="key", loc="upper right")
+    return fig, ax
+
+
+def _figure(ax, figsize=None):
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize or STYLE["figure.figsize"], layout="constrained")
+    return fig, ax

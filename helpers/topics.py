@@ -1,0 +1,167 @@
+"""Topics: create, reset, describe, count and read them (02_topics).
+
+Creating a topic that already exists is success, so every notebook can be
+re-run. The demo topics keep their messages forever (`retention.ms=-1`):
+their message timestamps are market times of years ago, and with the
+default 7-day retention Kafka would delete them as soon as a segment rolls.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Iterable
+
+import pandas as pd
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from .clients import make_admin, make_consumer
+from .config import Settings, load_settings
+from .schemas import FIELDS, TOPICS, decode
+
+PARTITIONS = 3
+TOPIC_CONFIG = {"retention.ms": "-1", "cleanup.policy": "delete"}
+SHOWN_CONFIGS = ("retention.ms", "cleanup.policy", "message.timestamp.type", "min.insync.replicas")
+
+
+def ensure_topics(admin: AdminClient, names: Iterable[str] = TOPICS,
+                  partitions: int = PARTITIONS) -> dict[str, str]:
+    """Create the topics that do not exist yet; return name -> 'created' or 'exists'."""
+    names = list(names)
+    new = [NewTopic(n, num_partitions=partitions, replication_factor=1, config=TOPIC_CONFIG) for n in names]
+    outcome = {}
+    for name, future in admin.create_topics(new, request_timeout=30).items():
+        try:
+            future.result()
+            outcome[name] = "created"
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            outcome[name] = "exists"
+    wait_for_topics(admin, names, present=True)
+    return outcome
+
+
+def wait_for_topics(admin: AdminClient, names: list[str], present: bool, timeout: float = 30) -> None:
+    """Wait until every topic is visible in metadata (present) or gone (not present)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        known = admin.list_topics(timeout=10).topics
+        if all((n in known and not known[n].error) == present for n in names):
+            return
+        time.sleep(0.2)
+    state = "appear" if present else "disappear"
+    raise TimeoutError(f"Topics {', '.join(names)} did not {state} within {timeout:.0f} s.")
+
+
+def delete_topics(admin: AdminClient, names: Iterable[str]) -> list[str]:
+    """Delete the topics that exist and wait until they are gone; return their names."""
+    existing = set(admin.list_topics(timeout=10).topics)
+    names = [n for n in names if n in existing]
+    for future in admin.delete_topics(names, request_timeout=30).values() if names else []:
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+    wait_for_topics(admin, names, present=False)
+    return names
+
+
+def delete_groups(admin: AdminClient, group_ids: Iterable[str]) -> None:
+    """Forget the committed offsets of consumer groups (missing groups are fine)."""
+    for future in admin.delete_consumer_groups(list(group_ids), request_timeout=30).values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
+                raise
+
+
+def reset_topics(admin: AdminClient, names: Iterable[str] = TOPICS, groups: Iterable[str] = (),
+                 partitions: int = PARTITIONS) -> dict[str, str]:
+    """Delete and re-create topics (and forget groups), so a run starts from empty topics."""
+    names = list(names)
+    delete_topics(admin, names)
+    if groups:
+        delete_groups(admin, groups)
+    return ensure_topics(admin, names, partitions)
+
+
+def describe_topics(admin: AdminClient, names: Iterable[str] = TOPICS) -> pd.DataFrame:
+    """One row per topic: partitions and the configs worth teaching."""
+    names = list(names)
+    metadata = admin.list_topics(timeout=10).topics
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
+    rows = []
+    for resource, future in admin.describe_configs(resources).items():
+        configs = future.result()
+        row = {"topic": resource.name, "partitions": len(metadata[resource.name].partitions)}
+        row.update({key: configs[key].value for key in SHOWN_CONFIGS if key in configs})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("topic").loc[names]
+
+
+def count_messages(topic: str, settings: Settings | None = None) -> int:
+    """Messages in a topic, from its partitions' low and high watermarks."""
+    consumer = make_consumer(f"workbook-count-{uuid.uuid4().hex[:8]}", settings)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        total = 0
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def topic_counts(names: Iterable[str] = TOPICS, settings: Settings | None = None) -> pd.Series:
+    """Messages per topic, as a Series named 'messages'."""
+    settings = settings or load_settings()
+    return pd.Series({n: count_messages(n, settings) for n in names}, name="messages")
+
+
+def decode_any(schema: str, msg) -> dict:
+    """A message value decoded by its schema, or raw JSON plus headers (dead letters)."""
+    if schema in FIELDS:
+        return decode(schema, msg.value())
+    headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or [])}
+    return {"value": msg.value().decode(errors="replace") if msg.value() else None, **headers}
+
+
+def read_topic(topic: str, schema: str | None = None, settings: Settings | None = None,
+               timeout: float = 30.0) -> pd.DataFrame:
+    """Every message of a topic, from the start to its current end, as a DataFrame.
+
+    Reads each partition up to its end and stops (no group offsets are
+    committed). Values are decoded with the schema named `schema` (default:
+    the topic's own name); columns partition, offset and key come first.
+    """
+    consumer = make_consumer(f"workbook-reader-{uuid.uuid4().hex[:8]}", settings)
+    rows = []
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            rows.append({"partition": msg.partition(), "offset": msg.offset(),
+                         "key": msg.key().decode() if msg.key() else None,
+                         **decode_any(schema or topic, msg)})
+            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                ends.pop(msg.partition(), None)
+        if ends:
+            raise TimeoutError(f"Reading {topic} did not reach its end within {timeout:.0f} s.")
+    finally:
+        consumer.close()
+    return pd.DataFrame(rows)
