@@ -1,0 +1,10 @@
+-- 00_drop.sql: remove the buy query so 02_buy_signals.sql can re-create it
+-- (for example with another variation threshold).
+-- DROP STREAM also terminates the query that writes into the stream
+-- (ksqlDB 0.15+), so no TERMINATE with a generated query id is needed.
+-- DELETE TOPIC empties the output topic, so buy signals of the old and the
+-- new threshold never mix. Topic deletion is asynchronous in Kafka.
+-- The input streams and their topics (alerts, variations) are NOT dropped:
+-- they hold the router's output, which the new query reads again.
+
+DROP STREAM IF EXISTS buy_stream DELETE TOPIC;

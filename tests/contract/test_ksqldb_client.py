@@ -1,0 +1,399 @@
+"""Contract tests of helpers.ksqldb and the ksqlDB SQL files.
+
+ksqlDB runtime is not available here (it needs Docker); these tests check the
+client against ksqlDB's documented REST responses. A local HTTP/1.1 server on
+127.0.0.1 replays those responses and records every request, so the tests
+assert both sides of the contract: the exact bodies and headers the client
+sends, and how it reads what ksqlDB answers.
+
+Sources of the request and response shapes (confluentinc/ksql,
+docs/developer-guide/): api.md ("Errors": `error_code`, `message`),
+ksqldb-rest-api/ksql-endpoint.md (`POST /ksql`: `ksql`, `streamsProperties`,
+`commandSequenceNumber`; result objects; 40001 BAD_STATEMENT),
+ksqldb-rest-api/streaming-endpoint.md (`POST /query-stream`: `sql`,
+`properties`; delimited header `{queryId, columnNames, columnTypes}` then one
+array per row; `POST /close-query` `{queryId}`), ksqldb-rest-api/info-endpoint.md
+(`/info`, `/healthcheck`). HTTP/1.1 on /query-stream: ksqlDB CHANGELOG 0.24.0
+(#8449); the 40004 body of older servers: confluentinc/ksql issue #6560.
+The replayed bodies are in tests/contract/fixtures/ksqldb/ (see its README).
+"""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from helpers import ksqldb
+from helpers.ksqldb import KsqlClient, KsqlError, KsqlUnavailable
+from helpers.rules import BUY_COLUMNS, JOIN_WINDOW_MS
+from helpers.schemas import ALERTS, BUY, FIELDS, VARIATIONS
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ksqldb"
+SQL_TYPES = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE"}
+
+
+def fixture_bytes(name: str) -> bytes:
+    """The raw bytes of one recorded ksqlDB response."""
+    return (FIXTURES / name).read_bytes()
+
+
+# --- a fake ksqlDB server ------------------------------------------------------
+
+class Handler(BaseHTTPRequestHandler):
+    """Record the request, then replay the reply queued for its method and path."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.answer()
+
+    def do_POST(self) -> None:
+        self.answer()
+
+    def answer(self) -> None:
+        fake = self.server.fake
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        fake.requests.append({
+            "method": self.command, "path": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body": json.loads(raw) if raw else None,
+        })
+        if self.path == "/close-query":
+            fake.closed.set()
+        if self.path == "/query-stream" and fake.stream is not None:
+            self.stream()
+            return
+        status, body = fake.next_reply(self.command, self.path)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def stream(self) -> None:
+        """Send lines as HTTP/1.1 chunks, like ksqlDB; optionally hold the query open."""
+        fake = self.server.fake
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", ksqldb.DELIMITED)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for line in fake.stream:
+                data = line.rstrip(b"\n") + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            if fake.hold_open:
+                fake.closed.wait(10)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+
+
+class FakeKsqlDB:
+    """A local stand-in for ksqlDB that replays fixtures and records requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.replies: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
+        self.stream: list[bytes] | None = None
+        self.hold_open = False
+        self.closed = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.fake = self
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def reply(self, method: str, path: str, status: int, body: bytes) -> None:
+        """Queue a reply; the last one queued for a path is repeated."""
+        self.replies.setdefault((method, path), []).append((status, body))
+
+    def next_reply(self, method: str, path: str) -> tuple[int, bytes]:
+        queue = self.replies.get((method, path))
+        if not queue:
+            return 404, b'{"error_code":40400,"message":"no fixture for this path"}'
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def paths(self) -> list[str]:
+        return [f"{r['method']} {r['path']}" for r in self.requests]
+
+
+@pytest.fixture()
+def fake():
+    server = FakeKsqlDB()
+    thread = threading.Thread(target=server.httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.closed.set()
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+@pytest.fixture()
+def client(fake):
+    with KsqlClient(fake.url, timeout=5.0) as c:
+        yield c
+
+
+def threshold_in(statement: str) -> float:
+    """The number the buy statement compares ABS(variation_ex) with."""
+    match = re.search(r"ABS\(v\.variation_ex\) > CAST\(([0-9.eE+-]+) AS DOUBLE\)", statement)
+    assert match, statement
+    return float(match.group(1))
+
+
+# --- the SQL files against the message schemas ----------------------------------
+
+def declared_columns(statement: str) -> list[tuple[str, str]]:
+    """(name, type) of each column of a CREATE STREAM (...) statement."""
+    body = statement.split("(", 1)[1].split(") WITH", 1)[0]
+    return [tuple(col.split()[:2]) for col in body.split(",") if col.strip()]
+
+
+@pytest.mark.parametrize("index, topic", [(0, ALERTS), (1, VARIATIONS)])
+def test_input_streams_declare_exactly_the_message_fields(index, topic):
+    statement = ksqldb.stream_statements()[index]
+    columns = declared_columns(statement)
+    assert [name for name, _ in columns] == list(FIELDS[topic])
+    assert [kind for _, kind in columns] == [SQL_TYPES[t] for t, _ in FIELDS[topic].values()]
+    assert "ticker VARCHAR KEY" in statement
+
+
+@pytest.mark.parametrize("index, topic", [(0, ALERTS), (1, VARIATIONS)])
+def test_input_streams_use_event_time_keys_and_three_partitions(index, topic):
+    statement = ksqldb.stream_statements()[index]
+    for prop in (f"KAFKA_TOPIC='{topic}'", "KEY_FORMAT='KAFKA'", "VALUE_FORMAT='JSON'",
+                 "TIMESTAMP='ts'", "PARTITIONS=3", "RETENTION_MS=-1"):
+        assert prop in statement
+
+
+def test_topics_ksqldb_creates_keep_messages_like_the_workbook_topics():
+    """Old market timestamps: a 7-day retention would delete them (helpers/topics.py)."""
+    from helpers.topics import TOPIC_CONFIG
+    creates = ksqldb.stream_statements() + ksqldb.buy_statements()
+    assert [re.findall(r"RETENTION_MS=(-?\d+)", s) for s in creates] == \
+        [[TOPIC_CONFIG["retention.ms"]]] * 3
+
+
+def test_topic_names_are_placeholders():
+    statements = ksqldb.stream_statements("t1.alerts", "t1.variations")
+    assert "KAFKA_TOPIC='t1.alerts'" in statements[0]
+    assert "KAFKA_TOPIC='t1.variations'" in statements[1]
+    assert "KAFKA_TOPIC='t1.buy'" in ksqldb.buy_statements(0.05, "t1.buy")[0]
+
+
+def test_buy_output_is_exactly_the_buy_schema():
+    [statement] = ksqldb.buy_statements()
+    aliases = re.findall(r"AS `([a-z_]+)`", statement)
+    assert aliases == list(FIELDS[BUY]) == BUY_COLUMNS
+    assert "AS_VALUE(a.ticker) AS `ticker`" in statement
+    assert f"KAFKA_TOPIC='{BUY}'" in statement and "PARTITIONS=3" in statement
+    assert "TIMESTAMP='`alert_ts`'" in statement  # buy message time = alert time, as in Flink
+
+
+def test_join_window_is_the_rules_window_with_a_grace_period():
+    [statement] = ksqldb.buy_statements()
+    match = re.search(r"WITHIN (\d+) MINUTES GRACE PERIOD \d+ \w+\s+ON a\.ticker = v\.ticker",
+                      statement)
+    assert match, statement
+    assert int(match.group(1)) * 60_000 == JOIN_WINDOW_MS
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.03, 0.1, 0.0])
+def test_threshold_is_rendered_as_the_same_fraction(threshold):
+    [statement] = ksqldb.buy_statements(threshold)
+    assert threshold_in(statement) == threshold
+
+
+@pytest.mark.parametrize("bad", ["0.05; DROP STREAM x", "0.05", 5, float("nan"), True, -0.01])
+def test_bad_thresholds_are_refused(bad):
+    with pytest.raises(ValueError, match="variation threshold"):
+        ksqldb.buy_statements(bad)
+
+
+def test_drop_removes_only_the_buy_stream():
+    assert ksqldb.drop_statements() == ["DROP STREAM IF EXISTS buy_stream DELETE TOPIC;"]
+
+
+# --- status endpoints ------------------------------------------------------------
+
+def test_info_reads_the_server_info(fake, client):
+    fake.reply("GET", "/info", 200, fixture_bytes("info.json"))
+    info = client.info()
+    assert info["version"] == "0.29.0" and info["ksqlServiceId"] == "default_"
+    [request] = fake.requests
+    assert (request["method"], request["path"]) == ("GET", "/info")
+    assert request["headers"]["accept"] == ksqldb.KSQL_JSON
+
+
+def test_healthcheck_returns_the_documented_document(fake, client):
+    fake.reply("GET", "/healthcheck", 200, fixture_bytes("healthcheck.json"))
+    health = client.healthcheck()
+    assert health["isHealthy"] is True
+    assert health["details"]["kafka"] == {"isHealthy": True}
+
+
+def test_unreachable_server_says_where_and_how_to_start_it():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with KsqlClient(f"http://127.0.0.1:{port}", timeout=2.0) as c:
+        with pytest.raises(KsqlUnavailable) as err:
+            c.info()
+    assert f"http://127.0.0.1:{port}" in str(err.value)
+    assert "make up" in str(err.value)
+
+
+# --- statements (POST /ksql) ------------------------------------------------------
+
+def test_execute_sends_the_documented_request(fake, client):
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_created.json"))
+    statements = ksqldb.stream_statements()
+    results = client.execute(statements, {"ksql.streams.auto.offset.reset": "earliest"})
+    [request] = fake.requests
+    assert (request["method"], request["path"]) == ("POST", "/ksql")
+    assert request["headers"]["accept"] == ksqldb.KSQL_JSON
+    assert request["headers"]["content-type"] == ksqldb.KSQL_JSON
+    assert request["body"] == {
+        "ksql": "\n".join(statements),
+        "streamsProperties": {"ksql.streams.auto.offset.reset": "earliest"},
+    }
+    assert [r["commandStatus"]["status"] for r in results] == ["SUCCESS"] * 3
+
+
+def test_execute_adds_missing_semicolons_and_skips_blanks(fake, client):
+    fake.reply("POST", "/ksql", 200, b"[]")
+    client.execute(["LIST STREAMS", "  ", "SHOW QUERIES;"])
+    assert fake.requests[0]["body"]["ksql"] == "LIST STREAMS;\nSHOW QUERIES;"
+
+
+def test_statement_error_carries_ksqldb_message(fake, client):
+    fake.reply("POST", "/ksql", 400, fixture_bytes("ksql_statement_error.json"))
+    with pytest.raises(KsqlError) as err:
+        client.execute(ksqldb.buy_statements())
+    message = str(err.value)
+    assert message.startswith("ksqlDB rejected the statement `CREATE STREAM buy_stream")
+    assert message.endswith(": Cannot add stream 'BUY_STREAM': A stream with the same name "
+                            "already exists")
+    assert err.value.error_code == 40001
+    assert err.value.statement.startswith("CREATE STREAM buy_stream")
+
+
+def test_command_status_error_in_a_200_answer_is_raised(fake, client):
+    failed = [{"@type": "currentStatus", "statementText": "DROP STREAM X;",
+               "commandStatus": {"status": "ERROR", "message": "Source X does not exist."},
+               "commandSequenceNumber": -1}]
+    fake.reply("POST", "/ksql", 200, json.dumps(failed).encode())
+    with pytest.raises(KsqlError, match="rejected the statement `DROP STREAM X;`: "
+                                        "Source X does not exist"):
+        client.execute("DROP STREAM X;")
+
+
+def test_error_without_json_body_names_the_status(fake, client):
+    fake.reply("POST", "/ksql", 502, b"<html>Bad Gateway</html>")
+    with pytest.raises(KsqlError, match="HTTP 502"):
+        client.execute("LIST STREAMS;")
+
+
+def test_create_buy_pipeline_sends_the_rendered_files_in_order(fake, client):
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_created.json"))
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_buy_created.json"))
+    results = ksqldb.create_buy_pipeline(client, variation_threshold=0.03)
+    first, second = (r["body"] for r in fake.requests)
+    assert first == {"ksql": "\n".join(ksqldb.stream_statements() + ksqldb.drop_statements()),
+                     "streamsProperties": {}}
+    assert second == {"ksql": "\n".join(ksqldb.buy_statements(0.03)),
+                      "streamsProperties": ksqldb.EARLIEST,
+                      "commandSequenceNumber": 12}
+    assert threshold_in(second["ksql"]) == 0.03
+    assert results[-1]["commandStatus"]["queryId"] == "CSAS_BUY_STREAM_13"
+
+
+@pytest.mark.parametrize("bad", ["0.05; DROP STREAM x", 5])
+def test_bad_threshold_is_refused_before_anything_is_sent(fake, client, bad):
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_created.json"))
+    with pytest.raises(ValueError):
+        ksqldb.create_buy_pipeline(client, variation_threshold=bad)
+    assert fake.requests == []
+
+
+# --- queries (POST /query-stream, POST /close-query) ---------------------------------
+
+def ndjson(name: str) -> list[bytes]:
+    return fixture_bytes(name).splitlines()
+
+
+def test_pull_query_returns_rows_as_dicts_without_closing(fake, client):
+    fake.stream = ndjson("query_stream_pull.ndjson")
+    rows = client.query("SELECT * FROM prices WHERE ticker = 'AAPL';",
+                        {"auto.offset.reset": "earliest"})
+    assert rows == [{"TICKER": "AAPL", "TS": 1703082600000, "CLOSE": 195.31},
+                    {"TICKER": "AAPL", "TS": 1703082660000, "CLOSE": 195.47}]
+    [request] = fake.requests
+    assert (request["method"], request["path"]) == ("POST", "/query-stream")
+    assert request["headers"]["accept"] == ksqldb.DELIMITED
+    assert request["body"] == {"sql": "SELECT * FROM prices WHERE ticker = 'AAPL';",
+                               "properties": {"auto.offset.reset": "earliest"}}
+
+
+def test_push_query_stops_after_limit_and_closes_the_query(fake, client):
+    fake.stream, fake.hold_open = ndjson("query_stream_push.ndjson"), True
+    started = time.monotonic()
+    rows = client.query("SELECT * FROM buy_stream EMIT CHANGES;", limit=3, wait=5)
+    assert time.monotonic() - started < 4
+    assert len(rows) == 3
+    assert rows[0] == {"TICKER_KEY": "AAPL", "ticker": "AAPL", "alert_ts": 1703082600000,
+                       "variation_ts": 1703082600000, "close": 195.31,
+                       "variation_ex": 0.0612, "variation_in": -0.0123}
+    assert set(BUY_COLUMNS) <= set(rows[0])
+    assert fake.paths() == ["POST /query-stream", "POST /close-query"]
+    assert fake.requests[1]["body"] == {"queryId": "transient_BUY_STREAM_5374912312331406498"}
+
+
+def test_push_query_stops_when_nothing_new_arrives(fake, client):
+    fake.stream, fake.hold_open = ndjson("query_stream_push.ndjson")[:2], True
+    started = time.monotonic()
+    rows = client.query("SELECT * FROM buy_stream EMIT CHANGES;", wait=0.5)
+    assert time.monotonic() - started < 3
+    assert [r["ticker"] for r in rows] == ["AAPL"]
+    assert fake.paths() == ["POST /query-stream", "POST /close-query"]
+
+
+def test_error_written_mid_stream_is_raised(fake, client):
+    error = {"@type": "generic_error", "error_code": 50000,
+             "message": "Query terminated due to an error"}
+    fake.stream = ndjson("query_stream_push.ndjson")[:2] + [json.dumps(error).encode()]
+    with pytest.raises(KsqlError, match="Query terminated due to an error"):
+        client.query("SELECT * FROM buy_stream EMIT CHANGES;")
+
+
+def test_servers_older_than_0_24_refuse_http_1_1(fake, client):
+    fake.reply("POST", "/query-stream", 400, fixture_bytes("query_stream_http2_only.json"))
+    with pytest.raises(KsqlError) as err:
+        client.query("SELECT * FROM buy_stream EMIT CHANGES;")
+    assert "This endpoint is only available when using HTTP2" in str(err.value)
+    assert "0.24" in str(err.value) and err.value.error_code == 40004
+
+
+def test_close_query_sends_the_query_id(fake, client):
+    fake.reply("POST", "/close-query", 200, b"")
+    client.close_query("transient_BUY_STREAM_1")
+    [request] = fake.requests
+    assert request["body"] == {"queryId": "transient_BUY_STREAM_1"}
+
+
+def test_close_query_of_an_unknown_id_is_an_error(fake, client):
+    body = {"@type": "generic_error", "error_code": 40001,
+            "message": "No query with id transient_X"}
+    fake.reply("POST", "/close-query", 400, json.dumps(body).encode())
+    with pytest.raises(KsqlError, match="rejected closing query transient_X: No query with id"):
+        client.close_query("transient_X")
