@@ -1,0 +1,85 @@
+"""The dashboard driven from code: widget values in, computed results and figure data out."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.dashboard import ALL, Dashboard, select_bars, sweep, what_if
+from helpers.rules import Thresholds
+from helpers.sources import fetch_sample, fetch_synthetic
+
+
+@pytest.fixture(scope="module")
+def bars():
+    return fetch_sample()
+
+
+def naive_buys(bars, price, variation, window_ms=300_000):
+    """Independent O(n²) reference: plain loops over bars, no helpers."""
+    records = bars.to_dict("records")
+    alerts = [b for b in records if b["close"] > price]
+    big = [b for b in records if abs(b["high"] / b["low"] - 1) > variation]
+    return sorted((a["ticker"], a["ts"], v["ts"]) for a in alerts for v in big
+                  if a["ticker"] == v["ticker"] and abs(a["ts"] - v["ts"]) <= window_ms)
+
+
+def test_defaults_match_loops(bars):
+    result = what_if(bars, Thresholds())
+    assert result.counts.to_dict() == {"pricelist": 3283, "variations": 3283,
+                                       "alerts": int((bars["close"] > 195).sum()),
+                                       "buy": len(naive_buys(bars, 195, 0.05))}
+    assert len(result.buys) > 0
+
+
+def test_moving_sliders_recomputes_and_redraws(bars):
+    dash = Dashboard(bars)
+    dash.update()
+    before = dash.result.counts.copy()
+    dash.variation.value = 0.03          # as a drag would do
+    assert len(dash.result.buys) == len(naive_buys(bars, 195, 0.03)) > before["buy"]
+    dash.price.value = 250
+    assert dash.result.counts["alerts"] == int((bars["close"] > 250).sum()) < before["alerts"]
+    got = sorted(zip(dash.result.buys["ticker"], dash.result.buys["alert_ts"], dash.result.buys["variation_ts"]))
+    assert got == naive_buys(bars, 250, 0.03)
+    assert f"<b>{dash.result.counts['alerts']:,}</b> alerts" in dash.summary.value
+
+
+def test_figure_data_follows_the_thresholds(bars):
+    dash = Dashboard(bars)
+    dash.price.value = 220
+    ax_price, ax_var, ax_counts = dash.figure.axes
+    threshold_lines = [l for l in ax_price.get_lines() if l.get_label().startswith("threshold")]
+    assert np.allclose(threshold_lines[0].get_ydata(), 220)
+    buy_markers = [c for c in ax_price.collections if c.get_label().startswith("buy signals")]
+    assert len(buy_markers[0].get_offsets()) == len(dash.result.buys)
+    heights = [int(p.get_height()) for p in ax_counts.patches]
+    assert heights == dash.result.counts.tolist()
+    var_lines = [l for l in ax_var.get_lines() if l.get_label().startswith("threshold")]
+    assert np.allclose(var_lines[0].get_ydata(), dash.variation.value)
+
+
+def test_ticker_and_date_range_filter(bars):
+    many = fetch_synthetic(n_tickers=3, n_bars=500, seed=5)
+    dash = Dashboard(many)
+    ticker = sorted(many["ticker"].unique())[1]
+    dash.ticker.value = ticker
+    assert set(dash.result.bars["ticker"]) == {ticker}
+    assert dash.result.counts["pricelist"] == int((many["ticker"] == ticker).sum())
+    dash.ticker.value = ALL
+    assert dash.result.counts["pricelist"] == len(many)
+
+
+def test_select_bars_inclusive_bounds():
+    frame = pd.DataFrame({"ticker": ["A", "A", "B"], "ts": [10, 20, 30]})
+    assert select_bars(frame, ALL, 10, 20)["ts"].tolist() == [10, 20]
+    assert select_bars(frame, "B")["ts"].tolist() == [30]
+
+
+def test_sweep_is_monotonic(bars):
+    table = sweep(bars, prices=[195, 250], variations=[0.02, 0.05, 0.10])
+    assert (table.diff().dropna() <= 0).all().all()            # higher variation, fewer buys
+    assert (table[250] <= table[195]).all()                     # higher price, fewer buys
+
+
+def test_empty_history_is_a_clear_error():
+    with pytest.raises(ValueError, match="replay some into pricelist"):
+        Dashboard(fetch_sample().iloc[:0])
