@@ -63,6 +63,12 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     failed = [r for r in rows if r["result"] != "ok"]
     total = sum(r["seconds"] for r in rows)
     print(f"Summary: {len(rows) - len(failed)} of {len(rows)} notebooks ran, {total:.1f} s in all.")
+    from .topics import topic_counts
+
+    try:
+        print("Messages per topic: " + ", ".join(f"{k} {v:,}" for k, v in topic_counts().items()))
+    except Exception as exc:  # noqa: BLE001 - the summary must not hide the notebooks' result
+        print(f"Messages per topic: unavailable ({type(exc).__name__})")
     return 1 if failed or not rows else 0
 
 
@@ -134,6 +140,28 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream_sql(args: argparse.Namespace) -> int:
+    """Start the buy join on the active engine (continuous, or until caught up)."""
+    import signal
+    import threading
+
+    from .streamsql import read_buy, run_buy_query
+
+    settings = load_settings()
+    run = run_buy_query(settings, args.variation_threshold, until_caught_up=args.until_caught_up,
+                        engine=args.engine)
+    print(f"Started the {run}.", file=sys.stderr)
+    if not args.until_caught_up:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        print("Running until Ctrl-C or SIGTERM...", file=sys.stderr)
+        stop.wait()
+        run.stop()
+    print(f"{len(read_buy(settings)):,} messages in buy.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per stage."""
     parser = argparse.ArgumentParser(prog="workbook", description=__doc__.splitlines()[0])
@@ -166,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("--price-threshold", type=float, default=195.0, help="alert when close > this (USD)")
     route.add_argument("--until-caught-up", action="store_true", help="stop at the end of pricelist")
     route.set_defaults(func=cmd_route)
+    stream = sub.add_parser("stream-sql", help="run the buy-signal join (ksqlDB or Flink SQL)")
+    stream.add_argument("--variation-threshold", type=float, default=0.05,
+                        help="big variation when |high/low - 1| > this fraction (0.05 is 5 %%)")
+    stream.add_argument("--until-caught-up", action="store_true", help="stop at the end of the inputs")
+    stream.add_argument("--engine", choices=("ksqldb", "flink"), help="override the stack's engine")
+    stream.set_defaults(func=cmd_stream_sql)
     notebooks = sub.add_parser("notebooks", help="execute the notebooks headless into a folder")
     notebooks.add_argument("names", nargs="*", help="only these notebooks (e.g. 00_setup)")
     notebooks.add_argument("--output", default="build", help="folder for executed copies")

@@ -64,14 +64,17 @@ def pause_between(previous_ts: int | None, ts: int, speed: float | None) -> floa
 
 
 def replay_bars(bars: pd.DataFrame, topic: str = PRICELIST, settings: Settings | None = None,
-                speed: float | None = None, progress: bool = True) -> ReplayReport:
+                speed: float | None = None, progress: bool = True,
+                rate: float | None = None) -> ReplayReport:
     """Produce every bar, in time order, and wait until each delivery is confirmed.
 
     speed=None replays as fast as possible; speed=N compresses market time N
-    times (a pause never exceeds MAX_PAUSE_S, so nights do not stall a class).
+    times (a pause never exceeds MAX_PAUSE_S, so nights do not stall a class);
+    rate=N sends at most N messages per second (live demos).
     """
-    if speed is not None and not (isinstance(speed, (int, float)) and speed > 0):
-        raise ValueError(f"speed must be a positive number (or None for as fast as possible), got {speed!r}.")
+    for name, value in (("speed", speed), ("rate", rate)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ValueError(f"{name} must be a positive number (or None for as fast as possible), got {value!r}.")
     outcome = {"delivered": 0, "failed": 0}
     errors: list[str] = []
 
@@ -85,9 +88,11 @@ def replay_bars(bars: pd.DataFrame, topic: str = PRICELIST, settings: Settings |
     start, previous_ts = time.perf_counter(), None
     with progress_bar(total=len(ordered), desc=f"replaying into {topic}", unit="msg",
                       enabled=progress) as bar:
-        for record in ordered.to_dict("records"):
+        for sent, record in enumerate(ordered.to_dict("records")):
             key, value, ts = bar_message(record)
             wait = pause_between(previous_ts, ts, speed)
+            if rate:
+                wait = max(wait, start + sent / rate - time.perf_counter())
             if wait:
                 producer.poll(0)
                 time.sleep(wait)

@@ -131,7 +131,8 @@ def say(message: str) -> None:
 
 # --- prerequisites -----------------------------------------------------------
 
-APT_PACKAGES = {"java": "openjdk-17-jre-headless", "mvn": "maven", "mariadbd": "mariadb-server"}
+APT_PACKAGES = {"java": "openjdk-17-jre-headless", "mvn": "maven", "mariadbd": "mariadb-server",
+                "chromium": "chromium"}
 SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
 

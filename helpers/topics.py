@@ -165,3 +165,23 @@ def read_topic(topic: str, schema: str | None = None, settings: Settings | None 
     finally:
         consumer.close()
     return pd.DataFrame(rows)
+
+
+def consumer_lag(admin: AdminClient, group_id: str, topics: Iterable[str],
+                 settings: Settings | None = None) -> int:
+    """Messages of `topics` that a consumer group has not committed yet."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    request = [ConsumerGroupTopicPartitions(group_id)]
+    committed = admin.list_consumer_group_offsets(request)[group_id].result()
+    offsets = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions or []}
+    consumer = make_consumer(f"workbook-lag-{uuid.uuid4().hex[:8]}", settings)
+    try:
+        lag = 0
+        for topic in topics:
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                lag += high - max(offsets.get((topic, p), low), low)
+        return lag
+    finally:
+        consumer.close()

@@ -1,0 +1,193 @@
+"""The dashboard: threshold sliders over the whole replayed history (06_dashboard).
+
+Moving a slider recomputes alerts, variations and buy signals at once with the
+same pure rules as the router and the same reference join as notebook 05
+(`helpers.rules`), then redraws. Nothing here talks to Kafka while the sliders
+move: the history is read once, the what-if is pure computation.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+import pandas as pd
+from IPython.display import display
+
+from .plots import plot_counts, plot_prices, plot_variations
+from .rules import (JOIN_WINDOW_MS, PRICE_THRESHOLD, VARIATION_THRESHOLD, Thresholds,
+                    alerts_frame, buy_signals, variations_frame)
+from .schemas import ALERTS, BUY, PRICELIST, VARIATIONS
+
+ALL = "all tickers"
+MAX_PLOTTED = 5_000     # points per series on screen; the counts always use every bar
+
+
+@dataclass
+class WhatIf:
+    """The routed streams for one choice of thresholds, and how long computing them took."""
+
+    thresholds: Thresholds
+    bars: pd.DataFrame
+    variations: pd.DataFrame
+    alerts: pd.DataFrame
+    buys: pd.DataFrame
+    seconds: float
+
+    @property
+    def counts(self) -> pd.Series:
+        """Messages each topic would hold: pricelist, variations, alerts, buy."""
+        return pd.Series({PRICELIST: len(self.bars), VARIATIONS: len(self.variations),
+                          ALERTS: len(self.alerts), BUY: len(self.buys)}, name="messages")
+
+
+def select_bars(bars: pd.DataFrame, ticker: str = ALL, start_ms: int | None = None,
+                end_ms: int | None = None) -> pd.DataFrame:
+    """The bars of one ticker (or all) between two times (epoch ms, inclusive)."""
+    keep = pd.Series(True, index=bars.index)
+    if ticker != ALL:
+        keep &= bars["ticker"] == ticker
+    if start_ms is not None:
+        keep &= bars["ts"] >= start_ms
+    if end_ms is not None:
+        keep &= bars["ts"] <= end_ms
+    return bars[keep]
+
+
+def what_if(bars: pd.DataFrame, thresholds: Thresholds, variations: pd.DataFrame | None = None,
+            window_ms: int = JOIN_WINDOW_MS) -> WhatIf:
+    """Alerts, variations and buy signals of `bars` under `thresholds`, all at once.
+
+    `variations` may be passed precomputed: they do not depend on the thresholds.
+    """
+    start = time.perf_counter()
+    variations = variations_frame(bars) if variations is None else variations
+    alerts = alerts_frame(bars, thresholds.price)
+    buys = buy_signals(alerts, variations, thresholds.variation, window_ms)
+    return WhatIf(thresholds, bars, variations, alerts, buys, time.perf_counter() - start)
+
+
+def thin(frame: pd.DataFrame, limit: int = MAX_PLOTTED) -> pd.DataFrame:
+    """Every k-th row so that at most `limit` rows are drawn."""
+    step = max(1, -(-len(frame) // limit))
+    return frame.iloc[::step]
+
+
+def draw(result: WhatIf) -> Figure:
+    """Price with alerts and buys, variation_ex with its band, counts per topic.
+
+    A plain Figure, not registered with pyplot, so a notebook shows it once.
+    """
+    fig = Figure(figsize=(13, 9), layout="constrained")
+    grid = fig.add_gridspec(2, 3)
+    ax_price, ax_var = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, :2])
+    ax_counts = fig.add_subplot(grid[1, 2])
+    t = result.thresholds
+    plot_prices(thin(result.bars), t.price, alerts=thin(result.alerts), buys=result.buys,
+                title=f"Close > ${t.price:g} and |high/low − 1| > {t.variation:.1%} within 5 min",
+                ax=ax_price)
+    if len(result.variations):
+        plot_variations(thin(result.variations), t.variation, ax=ax_var)
+    plot_counts(result.counts, title="Messages per topic", ax=ax_counts)
+    ax_counts.tick_params(axis="x", labelrotation=20)
+    return fig
+
+
+class Dashboard:
+    """Sliders for the two thresholds, a ticker and a time range, redrawing on every change."""
+
+    def __init__(self, bars: pd.DataFrame, thresholds: Thresholds = Thresholds()):
+        if bars.empty:
+            raise ValueError("The dashboard needs bars: replay some into pricelist first (notebook 03).")
+        self.bars = bars.sort_values(["ts", "ticker"], ignore_index=True)
+        self._variations = variations_frame(self.bars)
+        days = pd.to_datetime(self.bars["ts"], unit="ms", utc=True).dt.normalize().unique()
+        self.price = widgets.FloatSlider(value=thresholds.price, min=1, max=max(400.0, thresholds.price),
+                                         step=1, description="price ($)", continuous_update=False,
+                                         readout_format=".0f", layout={"width": "420px"})
+        self.variation = widgets.FloatSlider(value=thresholds.variation, min=0.0, max=0.20, step=0.001,
+                                             description="variation", readout_format=".1%",
+                                             continuous_update=False, layout={"width": "420px"})
+        self.ticker = widgets.Dropdown(options=[ALL, *sorted(self.bars["ticker"].unique())],
+                                       value=ALL, description="ticker")
+        labels = [(d.strftime("%Y-%m-%d"), d) for d in days]
+        self.period = widgets.SelectionRangeSlider(options=labels, index=(0, len(labels) - 1),
+                                                   description="dates", continuous_update=False,
+                                                   layout={"width": "720px"})
+        self.summary = widgets.HTML()
+        self.output = widgets.Output()
+        self.result: WhatIf | None = None
+        self.figure: Figure | None = None
+        for control in (self.price, self.variation, self.ticker, self.period):
+            control.observe(lambda change: self.update(), names="value")
+        self.controls = widgets.VBox([widgets.HBox([self.price, self.variation]),
+                                      widgets.HBox([self.ticker]), self.period, self.summary])
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The thresholds the sliders show now."""
+        return Thresholds(price=self.price.value, variation=self.variation.value)
+
+    def recompute(self) -> WhatIf:
+        """The what-if of the current controls (no drawing)."""
+        start, end = self.period.value
+        end_ms = int((end + pd.Timedelta(days=1)).value // 10**6) - 1
+        keep = select_bars(self.bars, self.ticker.value, int(start.value // 10**6), end_ms).index
+        return what_if(self.bars.loc[keep], self.thresholds, self._variations.loc[keep])
+
+    def update(self) -> WhatIf:
+        """Recompute and redraw; returns the new what-if."""
+        self.result = self.recompute()
+        counts = self.result.counts
+        self.summary.value = (
+            f"<b>{counts[ALERTS]:,}</b> alerts · <b>{counts[BUY]:,}</b> buy signals · "
+            f"{counts[PRICELIST]:,} bars · recomputed in {self.result.seconds * 1000:.0f} ms")
+        self.figure = draw(self.result)
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(self.figure)
+        return self.result
+
+    def show(self) -> None:
+        """Display the controls and the plots (call once, at the end of a cell)."""
+        self.update()
+        display(self.controls, self.output)
+
+
+def read_history(settings=None) -> pd.DataFrame:
+    """The replayed history: every bar in `pricelist`, as a frame of bars."""
+    from .db import BAR_COLUMNS
+    from .topics import read_topic
+
+    frame = read_topic(PRICELIST, settings=settings)
+    if frame.empty:
+        return pd.DataFrame(columns=BAR_COLUMNS)
+    return frame[BAR_COLUMNS].astype({"ts": "int64", "transactions": "Int64"})
+
+
+def sweep(bars: pd.DataFrame, prices: list[float], variations: list[float]) -> pd.DataFrame:
+    """Buy signals for every pair of thresholds: rows = variation, columns = price."""
+    var_frame = variations_frame(bars)
+    return pd.DataFrame(
+        {p: [len(what_if(bars, Thresholds(p, v), var_frame).buys) for v in variations] for p in prices},
+        index=pd.Index(variations, name="variation threshold"))
+
+
+def plot_sweep(bars: pd.DataFrame, prices: list[float], variations: list[float], ax=None):
+    """Buy signals against the variation threshold, one line per price threshold (log scale)."""
+    from matplotlib.ticker import PercentFormatter
+
+    from .plots import _figure
+
+    table = sweep(bars, prices, variations)
+    fig, ax = _figure(ax)
+    for price in table.columns:
+        ax.plot(table.index, table[price].clip(lower=0.8), marker="o", label=f"price > ${price:g}")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.axvline(VARIATION_THRESHOLD, color="gray", ls=":", label="default 5 %")
+    ax.set(title="Buy signals by threshold", xlabel="variation threshold",
+           ylabel="buy signals (log scale)")
+    ax.legend()
+    return fig, ax

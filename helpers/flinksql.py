@@ -1,0 +1,181 @@
+"""Run the buy join on Apache Flink SQL through PyFlink, no Docker needed (05_ksql).
+
+PyFlink starts a local Flink (a JVM, child of this Python process) the first
+time a TableEnvironment is created. The Kafka SQL connector is one shaded jar
+added through `pipeline.jars`; the SQL itself lives in `ksql/flink/` and is
+filled by `load_sql`, like the ksqlDB files.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from . import schemas
+from .rules import VARIATION_THRESHOLD, check_variation_threshold
+from .sqlfiles import load_sql
+
+CREATE_FILE = "flink/01_create_tables.sql"
+JOIN_FILE = "flink/02_buy_signals.sql"
+CONNECTOR_JAR = "flink-sql-connector-kafka-5.0.0-2.2.jar"   # Maven Central, pairs with Flink 2.2
+GROUP_ID = "workbook-flink-buy"
+# Idle sources never stop holding the watermark back ("0 ms" = off). With a timeout, a
+# topic that stays silent (alerts while prices are low) is skipped, the other topic's
+# watermark runs ahead and the silent topic's next rows count as late: measured, a
+# continuous run lost 5 of 16 pairs. The join emits each pair at once, so a stuck
+# watermark only delays the cleanup of its state (a few thousand bars here).
+IDLE_TIMEOUT = "0 ms"
+LOG_DIR = Path(tempfile.gettempdir()) / "workbook-flink-logs"
+
+
+def quiet_flink_logs(level: str = "WARN") -> None:
+    """Send the Flink JVM's log file to a temp folder at `level` (call before the JVM starts)."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("FLINK_LOG_DIR", str(LOG_DIR))
+    os.environ.setdefault("ROOT_LOG_LEVEL", level)
+
+
+def create_table_env(jar_path: str | Path, parallelism: int = 1) -> Any:
+    """A streaming TableEnvironment (UTC) that can read and write Kafka through `jar_path`."""
+    jar = Path(jar_path).resolve()
+    if not jar.is_file():
+        raise FileNotFoundError(f"The Flink Kafka connector jar is missing: {jar}.")
+    quiet_flink_logs()
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    conf = t_env.get_config()
+    conf.set("pipeline.jars", jar.as_uri())
+    conf.set("parallelism.default", str(parallelism))
+    conf.set("table.local-time-zone", "UTC")
+    conf.set("table.exec.source.idle-timeout", IDLE_TIMEOUT)
+    return t_env
+
+
+def flink_jvm_pid() -> int | None:
+    """Process id of the Flink JVM started by this Python process, or None before it starts."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name().startswith("java"):
+                return child.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def jvm_peak_rss_mb(pid: int | None = None) -> float | None:
+    """Peak resident memory of the Flink JVM in MiB (VmHWM on Linux, else current RSS)."""
+    pid = pid or flink_jvm_pid()
+    if pid is None:
+        return None
+    status = Path(f"/proc/{pid}/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+@dataclass
+class FlinkRun:
+    """One submitted buy-join job: its id, timings in seconds and the handle to stop it."""
+
+    result: Any = field(repr=False)
+    job_id: str
+    env_s: float                   # create the TableEnvironment (starts the JVM the first time)
+    submit_s: float                # from the call until Flink accepted the INSERT job
+    wall_s: float | None = None    # from the call until a bounded job finished
+    jvm_peak_rss_mb: float | None = None
+    started: float = field(default_factory=time.perf_counter, repr=False)
+    final_status: str | None = None   # the local cluster is gone once a job ends: keep it here
+
+    def status(self) -> str:
+        """The job's status, for example RUNNING, FINISHED or CANCELED."""
+        from py4j.protocol import Py4JJavaError
+
+        if self.final_status:
+            return self.final_status
+        try:
+            return self.result.get_job_client().get_job_status().result().name
+        except Py4JJavaError:      # the local cluster shuts down as soon as its job ends
+            return self.wait().final_status    # raises RuntimeError when the job failed
+
+    def wait(self) -> "FlinkRun":
+        """Block until a bounded job ends (raises if it failed), then record wall time and RSS."""
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            self.result.wait()
+        except Py4JJavaError as exc:
+            self.final_status = "FAILED"
+            raise RuntimeError(f"The Flink job {self.job_id} failed: {root_cause(exc)}") from exc
+        self.final_status = "FINISHED"
+        self.wall_s = time.perf_counter() - self.started
+        self.jvm_peak_rss_mb = jvm_peak_rss_mb()
+        return self
+
+    def cancel(self) -> None:
+        """Stop a continuous job and wait until Flink confirms it."""
+        self.jvm_peak_rss_mb = jvm_peak_rss_mb()
+        self.result.get_job_client().cancel().result()
+        self.final_status = "CANCELED"
+
+
+def root_cause(exc: Exception) -> str:
+    """The innermost `Caused by:` line of a Java exception text (or its first line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [repr(exc)]
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    return causes[-1] if causes else lines[0]
+
+
+def check_topics(bootstrap_servers: str, *topics: str) -> None:
+    """Raise a clear error unless every topic exists (Flink would fail deep in a Java trace)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    try:
+        existing = admin.list_topics(timeout=10).topics
+    except KafkaException as exc:
+        raise RuntimeError(f"No Kafka broker answers at {bootstrap_servers}: {exc}.") from None
+    missing = [t for t in topics if t not in existing]
+    if missing:
+        raise RuntimeError(f"Topics missing: {', '.join(missing)}; "
+                           "create them before starting the join.")
+
+
+def render_buy_sql(bootstrap_servers: str, variation_threshold: float, alerts_topic: str,
+                   variations_topic: str, buy_topic: str, group_id: str,
+                   until_caught_up: bool) -> tuple[list[str], str]:
+    """The DDL and the INSERT statement of the buy join, placeholders filled."""
+    ddl = load_sql(CREATE_FILE, bootstrap_servers=bootstrap_servers,
+                   alerts_topic=alerts_topic, variations_topic=variations_topic,
+                   buy_topic=buy_topic, group_id=group_id,
+                   scan_bounded_mode="latest-offset" if until_caught_up else "unbounded")
+    (insert,) = load_sql(JOIN_FILE,
+                         variation_threshold=check_variation_threshold(variation_threshold))
+    return ddl, insert
+
+
+def run_buy_join(jar_path: str | Path, bootstrap_servers: str, *,
+                 variation_threshold: float = VARIATION_THRESHOLD,
+                 alerts_topic: str = schemas.ALERTS, variations_topic: str = schemas.VARIATIONS,
+                 buy_topic: str = schemas.BUY, group_id: str = GROUP_ID,
+                 until_caught_up: bool = True, parallelism: int = 1) -> FlinkRun:
+    """Start the Flink buy join; until_caught_up waits for it to reach the topics' end."""
+    started = time.perf_counter()
+    check_topics(bootstrap_servers, alerts_topic, variations_topic, buy_topic)
+    ddl, insert = render_buy_sql(bootstrap_servers, variation_threshold, alerts_topic,
+                                 variations_topic, buy_topic, group_id, until_caught_up)
+    t_env = create_table_env(jar_path, parallelism)
+    env_s = time.perf_counter() - started
+    for statement in ddl:
+        t_env.execute_sql(statement.rstrip(";"))
+    result = t_env.execute_sql(insert.rstrip(";"))
+    job_id = str(result.get_job_client().get_job_id())
+    run = FlinkRun(result, job_id, env_s, time.perf_counter() - started, started=started)
+    return run.wait() if until_caught_up else run

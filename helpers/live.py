@@ -1,0 +1,167 @@
+"""Live mode: apply chosen thresholds to the running pipeline and watch the
+real topics fill while a replay runs (07_live).
+
+The replay, the router and the stream-SQL query run together in the
+background, exactly as in separate terminals; a LiveView consumes the real
+topics and redraws as messages arrive.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import ipywidgets as widgets
+import pandas as pd
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from .clients import make_admin, make_consumer
+from .config import Settings, load_settings
+from .plots import plot_counts, plot_prices
+from .produce import replay_bars
+from .route import ROUTER_GROUP, Router, RouterTopics
+from .rules import Thresholds
+from .schemas import decode
+from .streamsql import JoinTopics, run_buy_query
+from .topics import reset_topics, topic_counts
+
+
+class LivePipeline:
+    """Replay → router → stream SQL, all running at once with the given thresholds."""
+
+    def __init__(self, bars: pd.DataFrame, thresholds: Thresholds, settings: Settings | None = None,
+                 rate: float | None = 500, prefix: str = "", group_id: str = ROUTER_GROUP):
+        self.bars, self.thresholds = bars, thresholds
+        self.settings = settings or load_settings()
+        self.rate, self.group_id = rate, prefix + group_id if prefix else group_id
+        self.router_topics = RouterTopics.prefixed(prefix)
+        self.join_topics = JoinTopics.prefixed(prefix)
+        self.router: Router | None = None
+        self.query = None
+        self._threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+        self.replayed = threading.Event()
+
+    @property
+    def topics(self) -> list[str]:
+        """Every topic this pipeline writes."""
+        r = self.router_topics
+        return [r.source, r.variations, r.alerts, r.dead_letter, self.join_topics.buy]
+
+    def _background(self, target) -> None:
+        def guarded():
+            try:
+                target()
+            except BaseException as exc:  # noqa: BLE001 - reported by check()
+                self.errors.append(exc)
+        thread = threading.Thread(target=guarded, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def start(self) -> "LivePipeline":
+        """Empty the topics, start the stream-SQL query, the router, then the replay."""
+        reset_topics(make_admin(self.settings), self.topics, groups=[self.group_id])
+        self.query = run_buy_query(self.settings, self.thresholds.variation, self.join_topics,
+                                   until_caught_up=False, group_id=f"{self.group_id}-sql")
+        self.router = Router(self.settings, self.thresholds, self.router_topics, self.group_id)
+        self._background(lambda: self.router.run(until_caught_up=False, progress=False))
+
+        def replay():
+            replay_bars(self.bars, self.router_topics.source, self.settings, rate=self.rate, progress=False)
+            self.replayed.set()
+        self._background(replay)
+        return self
+
+    def check(self) -> None:
+        """Raise the first error of a background stage, if any."""
+        if self.errors:
+            raise RuntimeError(f"A live stage failed: {self.errors[0]!r}") from self.errors[0]
+
+    def counts(self) -> pd.Series:
+        """Messages in each topic now (from the brokers' offsets)."""
+        return topic_counts(self.topics, self.settings)
+
+    def stop(self) -> None:
+        """Stop the router (it finishes its batch) and the stream-SQL query."""
+        if self.router:
+            self.router.stop()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        if self.query:
+            self.query.stop()
+
+
+class LiveView:
+    """Consumes pricelist, alerts and buy from the start and redraws as they fill."""
+
+    def __init__(self, pipeline: LivePipeline):
+        self.pipeline = pipeline
+        r, j = pipeline.router_topics, pipeline.join_topics
+        self.schemas = {r.source: "pricelist", r.alerts: "alerts", j.buy: "buy"}
+        self.frames = {topic: [] for topic in self.schemas}
+        self.consumer = make_consumer(f"workbook-live-{uuid.uuid4().hex[:8]}", pipeline.settings)
+        parts = []
+        for topic in self.schemas:
+            meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
+            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        self.consumer.assign(parts)
+        self.output = widgets.Output()
+        self.status = widgets.HTML()
+
+    def poll(self, seconds: float = 0.5) -> int:
+        """Consume what arrived within `seconds`; return how many messages."""
+        got = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for msg in self.consumer.consume(1000, timeout=0.1):
+                if msg.error():
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        raise RuntimeError(str(msg.error()))
+                    continue
+                self.frames[msg.topic()].append(decode(self.schemas[msg.topic()], msg.value()))
+                got += 1
+        return got
+
+    def frame(self, topic: str) -> pd.DataFrame:
+        """What has been consumed from one topic so far."""
+        return pd.DataFrame(self.frames[topic])
+
+    def draw(self) -> Figure:
+        """The price as replayed so far, alert and buy markers, counts per topic."""
+        r, j = self.pipeline.router_topics, self.pipeline.join_topics
+        fig = Figure(figsize=(13, 4.8), layout="constrained")
+        ax_price, ax_counts = fig.subplots(1, 2, width_ratios=[3, 1])
+        prices = self.frame(r.source)
+        if len(prices):
+            plot_prices(prices.sort_values("ts"), self.pipeline.thresholds.price,
+                        alerts=self.frame(r.alerts), buys=self.frame(j.buy),
+                        title="Live: consumed from the real topics", ax=ax_price)
+        counts = pd.Series({"pricelist": len(prices), "alerts": len(self.frames[r.alerts]),
+                            "buy": len(self.frames[j.buy])})
+        plot_counts(counts, title="Consumed so far", ax=ax_counts)
+        return fig
+
+    def run(self, until, timeout: float = 180, every: float = 1.0) -> pd.Series:
+        """Poll and redraw every `every` s until `until()` is true; return consumed counts."""
+        display(self.status, self.output)
+        start = time.monotonic()
+        while True:
+            self.pipeline.check()
+            self.poll(every)
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(self.draw())
+            done = until()
+            counts = {t: len(rows) for t, rows in self.frames.items()}
+            self.status.value = (f"{time.monotonic() - start:5.1f} s · " +
+                                 " · ".join(f"{t}: <b>{n:,}</b>" for t, n in counts.items()))
+            if done:
+                return pd.Series(counts, name="consumed")
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"The live view did not reach its goal within {timeout:.0f} s: {counts}.")
+
+    def close(self) -> None:
+        """Close the view's consumer."""
+        self.consumer.close()
