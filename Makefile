@@ -70,7 +70,7 @@ test-notebooks: up
 test-browser: up
 	$(call pytest_strict,tests/browser -q)
 
-test: test-unit test-contract test-integration test-notebooks
+test: test-unit test-contract test-integration test-notebooks test-browser
 
 bench: up
 	$(PY) -m bench
