@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 import ipywidgets as widgets
+import numpy as np
 from matplotlib.figure import Figure
 import pandas as pd
 from IPython.display import display
@@ -21,7 +22,6 @@ from .rules import (JOIN_WINDOW_MS, PRICE_THRESHOLD, VARIATION_THRESHOLD, Thresh
 from .schemas import ALERTS, BUY, PRICELIST, VARIATIONS
 
 ALL = "all tickers"
-MAX_PLOTTED = 5_000     # points per series on screen; the counts always use every bar
 
 
 @dataclass
@@ -42,19 +42,6 @@ class WhatIf:
                           ALERTS: len(self.alerts), BUY: len(self.buys)}, name="messages")
 
 
-def select_bars(bars: pd.DataFrame, ticker: str = ALL, start_ms: int | None = None,
-                end_ms: int | None = None) -> pd.DataFrame:
-    """The bars of one ticker (or all) between two times (epoch ms, inclusive)."""
-    keep = pd.Series(True, index=bars.index)
-    if ticker != ALL:
-        keep &= bars["ticker"] == ticker
-    if start_ms is not None:
-        keep &= bars["ts"] >= start_ms
-    if end_ms is not None:
-        keep &= bars["ts"] <= end_ms
-    return bars[keep]
-
-
 def what_if(bars: pd.DataFrame, thresholds: Thresholds, variations: pd.DataFrame | None = None,
             window_ms: int = JOIN_WINDOW_MS) -> WhatIf:
     """Alerts, variations and buy signals of `bars` under `thresholds`, all at once.
@@ -68,12 +55,6 @@ def what_if(bars: pd.DataFrame, thresholds: Thresholds, variations: pd.DataFrame
     return WhatIf(thresholds, bars, variations, alerts, buys, time.perf_counter() - start)
 
 
-def thin(frame: pd.DataFrame, limit: int = MAX_PLOTTED) -> pd.DataFrame:
-    """Every k-th row so that at most `limit` rows are drawn."""
-    step = max(1, -(-len(frame) // limit))
-    return frame.iloc[::step]
-
-
 def draw(result: WhatIf) -> Figure:
     """Price with alerts and buys, variation_ex with its band, counts per topic.
 
@@ -84,11 +65,11 @@ def draw(result: WhatIf) -> Figure:
     ax_price, ax_var = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, :2])
     ax_counts = fig.add_subplot(grid[1, 2])
     t = result.thresholds
-    plot_prices(thin(result.bars), t.price, alerts=thin(result.alerts), buys=result.buys,
+    plot_prices(result.bars, t.price, alerts=result.alerts, buys=result.buys,
                 title=f"Close > ${t.price:g} and |high/low − 1| > {t.variation:.1%} within 5 min",
                 ax=ax_price)
     if len(result.variations):
-        plot_variations(thin(result.variations), t.variation, ax=ax_var)
+        plot_variations(result.variations, t.variation, ax=ax_var)
     plot_counts(result.counts, title="Messages per topic", ax=ax_counts)
     ax_counts.tick_params(axis="x", labelrotation=20)
     return fig
@@ -102,11 +83,13 @@ class Dashboard:
             raise ValueError("The dashboard needs bars: replay some into pricelist first (notebook 03).")
         self.bars = bars.sort_values(["ts", "ticker"], ignore_index=True)
         self._variations = variations_frame(self.bars)
+        self._ts = self.bars["ts"].to_numpy()
         days = pd.to_datetime(self.bars["ts"], unit="ms", utc=True).dt.normalize().unique()
-        self.price = widgets.FloatSlider(value=thresholds.price, min=1, max=max(400.0, thresholds.price),
-                                         step=1, description="price ($)", continuous_update=False,
+        low, high = self.bars["close"].min(), self.bars["close"].max()
+        self.price = widgets.FloatSlider(value=thresholds.price, min=max(1.0, np.floor(low * 0.8)),
+                                         max=max(np.ceil(high * 1.2), thresholds.price), step=1, description="price ($)", continuous_update=False,
                                          readout_format=".0f", layout={"width": "420px"})
-        self.variation = widgets.FloatSlider(value=thresholds.variation, min=0.0, max=0.20, step=0.001,
+        self.variation = widgets.FloatSlider(value=thresholds.variation, min=0.005, max=0.20, step=0.001,
                                              description="variation", readout_format=".1%",
                                              continuous_update=False, layout={"width": "420px"})
         self.ticker = widgets.Dropdown(options=[ALL, *sorted(self.bars["ticker"].unique())],
@@ -130,11 +113,20 @@ class Dashboard:
         return Thresholds(price=self.price.value, variation=self.variation.value)
 
     def recompute(self) -> WhatIf:
-        """The what-if of the current controls (no drawing)."""
+        """The what-if of the current controls (no drawing).
+
+        The bars are sorted by time, so the date range is a slice found by
+        binary search (no copy); a ticker mask is applied only when one is chosen.
+        """
         start, end = self.period.value
         end_ms = int((end + pd.Timedelta(days=1)).value // 10**6) - 1
-        keep = select_bars(self.bars, self.ticker.value, int(start.value // 10**6), end_ms).index
-        return what_if(self.bars.loc[keep], self.thresholds, self._variations.loc[keep])
+        lo = np.searchsorted(self._ts, int(start.value // 10**6), side="left")
+        hi = np.searchsorted(self._ts, end_ms, side="right")
+        bars, variations = self.bars.iloc[lo:hi], self._variations.iloc[lo:hi]
+        if self.ticker.value != ALL:
+            mine = (bars["ticker"] == self.ticker.value).to_numpy()
+            bars, variations = bars[mine], variations[mine]
+        return what_if(bars, self.thresholds, variations)
 
     def update(self) -> WhatIf:
         """Recompute and redraw; returns the new what-if."""

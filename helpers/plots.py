@@ -14,6 +14,15 @@ TOPIC_COLORS = {"pricelist": "tab:blue", "variations": "tab:purple", "alerts": "
                 "buy": "tab:green", "pricelist.dlq": "tab:red"}
 
 
+MAX_POINTS = 5_000      # points per series on screen; labels always give the full counts
+
+
+def thin(frame: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
+    """Every k-th row so that at most `limit` rows are drawn."""
+    step = max(1, -(-len(frame) // limit))
+    return frame.iloc[::step]
+
+
 def use_style() -> None:
     """Apply the workbook's plot style (call once in a notebook's setup cell)."""
     plt.rcParams.update(STYLE)
@@ -28,15 +37,19 @@ def plot_prices(bars: pd.DataFrame, price_threshold: float | None = None, *, ale
                 buys=None, title: str | None = None, ax=None):
     """Closing price over time, the threshold line, and optional alert and buy markers."""
     fig, ax = _figure(ax)
+    per_line = max(500, MAX_POINTS // max(1, bars["ticker"].nunique()))
     for ticker, group in bars.groupby("ticker", sort=True):
+        group = thin(group, per_line)
         ax.plot(to_datetime(group["ts"]), group["close"], lw=1.2, label=f"{ticker} close")
     if price_threshold is not None:
         ax.axhline(price_threshold, color="tab:red", ls="--", lw=1.5, label=f"threshold ${price_threshold:g}")
     if alerts is not None and len(alerts):
-        ax.scatter(to_datetime(alerts["ts"]), alerts["close"], s=10, color="tab:orange",
+        shown = thin(alerts)
+        ax.scatter(to_datetime(shown["ts"]), shown["close"], s=10, color="tab:orange",
                    zorder=3, label=f"alerts ({len(alerts):,})")
     if buys is not None and len(buys):
-        ax.scatter(to_datetime(buys["alert_ts"]), buys["close"], s=90, marker="^", color="tab:green",
+        shown = thin(buys)
+        ax.scatter(to_datetime(shown["alert_ts"]), shown["close"], s=90, marker="^", color="tab:green",
                    edgecolor="black", zorder=4, label=f"buy signals ({len(buys):,})")
     ax.set(title=title or "Closing price", xlabel="market time (UTC)", ylabel="price (USD)")
     ax.legend(loc="upper left")
@@ -47,9 +60,10 @@ def plot_variations(variations: pd.DataFrame, variation_threshold: float, *, ax=
     """variation_ex over time, with the band above the threshold shaded."""
     fig, ax = _figure(ax)
     big = variations["variation_ex"].abs() > variation_threshold
-    times = to_datetime(variations["ts"])
-    ax.scatter(times[~big], variations["variation_ex"][~big], s=6, color="tab:gray", label="variation")
-    ax.scatter(times[big], variations["variation_ex"][big], s=25, color="tab:purple",
+    small_shown, big_shown = thin(variations[~big]), thin(variations[big])
+    ax.scatter(to_datetime(small_shown["ts"]), small_shown["variation_ex"], s=6, color="tab:gray",
+               label="variation")
+    ax.scatter(to_datetime(big_shown["ts"]), big_shown["variation_ex"], s=25, color="tab:purple",
                label=f"above threshold ({int(big.sum()):,})")
     ax.axhspan(variation_threshold, max(variation_threshold, variations["variation_ex"].max()) * 1.05,
                color="tab:purple", alpha=0.08)

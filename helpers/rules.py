@@ -118,7 +118,8 @@ def variations_frame(bars: pd.DataFrame) -> pd.DataFrame:
 def alerts_frame(bars: pd.DataFrame, price_threshold: float = PRICE_THRESHOLD) -> pd.DataFrame:
     """The `alerts` rows of a frame of bars (same rule as is_alert)."""
     hit = is_alert(bars["close"].to_numpy(float), check_price_threshold(price_threshold))
-    return bars.loc[hit, ["ticker", "ts", "close", "volume", "transactions"]].reset_index(drop=True)
+    return pd.DataFrame({name: bars[name].to_numpy()[hit]
+                         for name in ["ticker", "ts", "close", "volume", "transactions"]})
 
 
 def buy_signals(alerts: pd.DataFrame, variations: pd.DataFrame,

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.dashboard import ALL, Dashboard, select_bars, sweep, what_if
+from helpers.dashboard import ALL, Dashboard, sweep, what_if
 from helpers.rules import Thresholds
 from helpers.sources import fetch_sample, fetch_synthetic
 
@@ -68,10 +68,16 @@ def test_ticker_and_date_range_filter(bars):
     assert dash.result.counts["pricelist"] == len(many)
 
 
-def test_select_bars_inclusive_bounds():
-    frame = pd.DataFrame({"ticker": ["A", "A", "B"], "ts": [10, 20, 30]})
-    assert select_bars(frame, ALL, 10, 20)["ts"].tolist() == [10, 20]
-    assert select_bars(frame, "B")["ts"].tolist() == [30]
+def test_date_range_keeps_whole_days_inclusive(bars):
+    dash = Dashboard(bars)
+    options = dash.period.options
+    dash.period.index = (10, 20)
+    first, last = options[10][1], options[20][1]
+    day_ms = 86_400_000
+    lo, hi = first.value // 10**6, last.value // 10**6 + day_ms - 1
+    expected = bars[(bars["ts"] >= lo) & (bars["ts"] <= hi)]
+    assert dash.result.counts["pricelist"] == len(expected) > 0
+    assert dash.result.counts["alerts"] == int((expected["close"] > dash.price.value).sum())
 
 
 def test_sweep_is_monotonic(bars):
