@@ -24,7 +24,6 @@ from .sqlfiles import load_sql
 
 CREATE_FILE = "flink/01_create_tables.sql"
 JOIN_FILE = "flink/02_buy_signals.sql"
-CONNECTOR_JAR = "flink-sql-connector-kafka-5.0.0-2.2.jar"   # Maven Central, pairs with Flink 2.2
 GROUP_ID = "workbook-flink-buy"
 # Idle sources never stop holding the watermark back ("0 ms" = off). With a timeout, a
 # topic that stays silent (alerts while prices are low) is skipped, the other topic's

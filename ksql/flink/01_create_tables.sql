@@ -7,6 +7,7 @@
 -- per partition, so partitions that lag each other are not late.
 -- scan_bounded_mode: 'latest-offset' reads up to the end the topic had
 -- when the job started, then ends; 'unbounded' runs until cancelled.
+-- CLOSE is a reserved word in Flink SQL (not in ksqlDB): write `close`.
 
 CREATE TABLE alerts (
   ticker STRING,
