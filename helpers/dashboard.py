@@ -14,6 +14,7 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 import pandas as pd
+from IPython.core.pylabtools import print_figure
 from IPython.display import display
 
 from .plots import plot_counts, plot_prices, plot_variations
@@ -97,9 +98,11 @@ class Dashboard:
         labels = [(d.strftime("%Y-%m-%d"), d) for d in days]
         self.period = widgets.SelectionRangeSlider(options=labels, index=(0, len(labels) - 1),
                                                    description="dates", continuous_update=False,
-                                                   layout={"width": "720px"})
+                                                   readout=False, layout={"width": "720px"})
         self.summary = widgets.HTML()
-        self.output = widgets.Output()
+        # An Image widget, not an Output: Voilà/nbclient can hang on Output widgets
+        # updated from later cells (nbclient#312, voila#1428).
+        self.output = widgets.Image(format="png", layout={"max_width": "100%"})
         self.result: WhatIf | None = None
         self.figure: Figure | None = None
         for control in (self.price, self.variation, self.ticker, self.period):
@@ -132,13 +135,13 @@ class Dashboard:
         """Recompute and redraw; returns the new what-if."""
         self.result = self.recompute()
         counts = self.result.counts
+        first, last = (label for label, _ in (self.period.options[i] for i in self.period.index))
         self.summary.value = (
             f"<b>{counts[ALERTS]:,}</b> alerts · <b>{counts[BUY]:,}</b> buy signals · "
-            f"{counts[PRICELIST]:,} bars · recomputed in {self.result.seconds * 1000:.0f} ms")
+            f"{counts[PRICELIST]:,} bars from {first} to {last} · "
+            f"recomputed in {self.result.seconds * 1000:.0f} ms")
         self.figure = draw(self.result)
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(self.figure)
+        self.output.value = print_figure(self.figure, "png")
         return self.result
 
     def show(self) -> None:

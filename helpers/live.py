@@ -14,6 +14,7 @@ import uuid
 import ipywidgets as widgets
 import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from IPython.core.pylabtools import print_figure
 from IPython.display import display
 from matplotlib.figure import Figure
 
@@ -83,6 +84,25 @@ class LivePipeline:
         """Messages in each topic now (from the brokers' offsets)."""
         return topic_counts(self.topics, self.settings)
 
+    def wait_for(self, expected: pd.Series, timeout: float = 300) -> pd.Series:
+        """Wait until the topics hold the expected counts (pricelist, variations, alerts, buy), then stop."""
+        r, j = self.router_topics, self.join_topics
+        names = {"pricelist": r.source, "variations": r.variations, "alerts": r.alerts, "buy": j.buy}
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self.check()
+                counts = topic_counts([names[k] for k in expected.index], self.settings)
+                counts.index = expected.index
+                if self.replayed.is_set() and (counts >= expected).all():
+                    return counts
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"The live pipeline did not reach {expected.to_dict()} "
+                                       f"within {timeout:.0f} s: {counts.to_dict()}.")
+                time.sleep(0.5)
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         """Stop the router (it finishes its batch) and the stream-SQL query."""
         if self.router:
@@ -107,7 +127,7 @@ class LiveView:
             meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
             parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
         self.consumer.assign(parts)
-        self.output = widgets.Output()
+        self.output = widgets.Image(format="png", layout={"max_width": "100%"})
         self.status = widgets.HTML()
 
     def poll(self, seconds: float = 0.5) -> int:
@@ -150,9 +170,7 @@ class LiveView:
         while True:
             self.pipeline.check()
             self.poll(every)
-            with self.output:
-                self.output.clear_output(wait=True)
-                display(self.draw())
+            self.output.value = print_figure(self.draw(), "png")
             done = until()
             counts = {t: len(rows) for t, rows in self.frames.items()}
             self.status.value = (f"{time.monotonic() - start:5.1f} s · " +

@@ -2,6 +2,7 @@
 import pytest
 
 from helpers.clients import make_admin
+from helpers.dashboard import what_if
 from helpers.live import LivePipeline
 from helpers.produce import replay_bars
 from helpers.route import RouterTopics, run_router
@@ -44,20 +45,9 @@ def test_live_pipeline_matches_what_if(settings, prefix):
     thresholds = Thresholds(price=100, variation=0.01)
     expected = buy_signals(alerts_frame(bars, thresholds.price), variations_frame(bars), thresholds.variation)
     live = LivePipeline(bars, thresholds, settings, rate=2000, prefix=prefix).start()
-    try:
-        import time
-
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            live.check()
-            counts = live.counts()
-            if live.replayed.is_set() and counts[live.join_topics.buy] >= len(expected) \
-                    and counts[live.router_topics.variations] == len(bars):
-                break
-            time.sleep(1)
-    finally:
-        live.stop()
-    assert len(expected) > 0
+    goal = what_if(bars, thresholds).counts
+    assert goal["buy"] == len(expected) > 0
+    live.wait_for(goal, timeout=180)
     counts = topic_counts(live.topics, settings)
     assert counts[live.router_topics.source] == counts[live.router_topics.variations] == len(bars)
     assert counts[live.router_topics.alerts] == int((bars["close"] > thresholds.price).sum())
