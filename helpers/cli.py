@@ -145,9 +145,14 @@ def cmd_stream_sql(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from .clients import make_admin
+    from .schemas import BUY
     from .streamsql import read_buy, run_buy_query
+    from .topics import reset_topics
 
     settings = load_settings()
+    # the query reads alerts and variations from their start: empty buy so nothing is doubled
+    reset_topics(make_admin(settings), [BUY])
     run = run_buy_query(settings, args.variation_threshold, until_caught_up=args.until_caught_up,
                         engine=args.engine)
     print(f"Started the {run}.", file=sys.stderr)
