@@ -256,14 +256,14 @@ def buy_statements(variation_threshold: float = VARIATION_THRESHOLD,
 
 
 def drop_statements() -> list[str]:
-    """Statements that remove the buy query and its topic, not its inputs (00_drop.sql)."""
+    """Statements that stop and remove the buy query, keeping every topic (00_drop.sql)."""
     return load_sql("00_drop.sql")
 
 
 def create_buy_pipeline(client: KsqlClient, variation_threshold: float = VARIATION_THRESHOLD,
                         alerts_topic: str = ALERTS, variations_topic: str = VARIATIONS,
                         buy_topic: str = BUY) -> list[dict[str, Any]]:
-    """Register the inputs and (re)create the buy query with `variation_threshold`."""
+    """Register the inputs and (re)create the buy query (empty `buy` first: reset_topics)."""
     buy = buy_statements(variation_threshold, buy_topic)  # validate before sending anything
     first = client.execute(stream_statements(alerts_topic, variations_topic) + drop_statements())
     done = [r["commandSequenceNumber"] for r in first if r.get("commandSequenceNumber", -1) >= 0]

@@ -1,10 +1,12 @@
 -- 00_drop.sql: remove the buy query so 02_buy_signals.sql can re-create it
--- (for example with another variation threshold).
+-- (for example with another variation threshold), or stop it.
 -- DROP STREAM also terminates the query that writes into the stream
 -- (ksqlDB 0.15+), so no TERMINATE with a generated query id is needed.
--- DELETE TOPIC empties the output topic, so buy signals of the old and the
--- new threshold never mix. Topic deletion is asynchronous in Kafka.
+-- The `buy` topic is kept: the workbook empties it itself (helpers.topics.
+-- reset_topics) before a new query starts, so buy signals of the old and the
+-- new threshold never mix, and a re-create never races an asynchronous
+-- topic deletion.
 -- The input streams and their topics (alerts, variations) are NOT dropped:
 -- they hold the router's output, which the new query reads again.
 
-DROP STREAM IF EXISTS buy_stream DELETE TOPIC;
+DROP STREAM IF EXISTS buy_stream;

@@ -221,7 +221,7 @@ def test_bad_thresholds_are_refused(bad):
 
 
 def test_drop_removes_only_the_buy_stream():
-    assert ksqldb.drop_statements() == ["DROP STREAM IF EXISTS buy_stream DELETE TOPIC;"]
+    assert ksqldb.drop_statements() == ["DROP STREAM IF EXISTS buy_stream;"]
 
 
 # --- status endpoints ------------------------------------------------------------
