@@ -17,17 +17,15 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from helpers import flinksql, rules, schemas
 
 pytestmark = pytest.mark.integration
+from helpers.clients import make_admin
 from helpers.stack import flink_connector_jar
+from helpers.topics import delete_topics, ensure_topics
 
 PARTITIONS = 3
-# Messages carry their 2023 bar time as Kafka timestamp: with the default 7-day
-# retention the broker deletes them at its next retention check (every 5 min).
-TOPIC_CONFIG = {"retention.ms": "-1"}
 SECOND, MINUTE = 1000, 60_000
 T0 = int(datetime(2023, 12, 18, 15, 0, tzinfo=timezone.utc).timestamp() * 1000)
 T1, T2 = T0 + 20 * MINUTE, T0 + 40 * MINUTE
@@ -119,18 +117,13 @@ def jar(settings) -> str:
 
 
 @pytest.fixture
-def topics(kafka_bootstrap):
-    """Fresh alerts/variations/buy topics (3 partitions) named t_<uuid>_*, deleted afterwards."""
-    prefix = f"t_{uuid.uuid4().hex[:12]}_"
+def topics(settings, prefix):
+    """Fresh alerts/variations/buy topics (3 partitions, kept forever) named <prefix>*, deleted afterwards."""
     names = {role: prefix + role for role in (schemas.ALERTS, schemas.VARIATIONS, schemas.BUY)}
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    futures = admin.create_topics([NewTopic(n, PARTITIONS, 1, config=TOPIC_CONFIG)
-                                   for n in names.values()])
-    for future in futures.values():
-        future.result()
+    admin = make_admin(settings)
+    ensure_topics(admin, names.values(), partitions=PARTITIONS)   # waits until metadata shows them
     yield names
-    for future in admin.delete_topics(list(names.values())).values():
-        future.result()
+    delete_topics(admin, names.values())
 
 
 def produce_all(bootstrap: str, topic: str, rows: list[dict]) -> None:
