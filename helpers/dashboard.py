@@ -79,7 +79,7 @@ def draw(result: WhatIf) -> Figure:
 class Dashboard:
     """Sliders for the two thresholds, a ticker and a time range, redrawing on every change."""
 
-    def __init__(self, bars: pd.DataFrame, thresholds: Thresholds = Thresholds()):
+    def __init__(self, bars: pd.DataFrame, thresholds: Thresholds = Thresholds(), settings=None):
         if bars.empty:
             raise ValueError("The dashboard needs bars: replay some into pricelist first (notebook 03).")
         self.bars = bars.sort_values(["ts", "ticker"], ignore_index=True)
@@ -107,8 +107,15 @@ class Dashboard:
         self.figure: Figure | None = None
         for control in (self.price, self.variation, self.ticker, self.period):
             control.observe(lambda change: self.update(), names="value")
+        self.settings = settings
+        self.apply_button = widgets.Button(description="Apply to the pipeline", icon="play",
+                                           tooltip="re-run replay, router and stream SQL with these thresholds",
+                                           layout={"width": "220px", "display": "" if settings else "none"})
+        self.apply_button.on_click(lambda button: self.apply())
+        self.applied = widgets.HTML()
         self.controls = widgets.VBox([widgets.HBox([self.price, self.variation]),
-                                      widgets.HBox([self.ticker]), self.period, self.summary])
+                                      widgets.HBox([self.ticker, self.apply_button, self.applied]),
+                                      self.period, self.summary])
 
     @property
     def thresholds(self) -> Thresholds:
@@ -143,6 +150,21 @@ class Dashboard:
         self.figure = draw(self.result)
         self.output.value = print_figure(self.figure, "png")
         return self.result
+
+    def apply(self) -> pd.Series:
+        """Apply the sliders' thresholds to the real pipeline (07_live explains it); return its counts."""
+        from .live import apply_to_pipeline
+
+        t = self.thresholds
+        self.apply_button.disabled = True
+        self.applied.value = f"applying ${t.price:g} and {t.variation:.1%} to the pipeline…"
+        try:
+            counts = apply_to_pipeline(self.bars, t, self.settings)
+        finally:
+            self.apply_button.disabled = False
+        self.applied.value = (f"pipeline now at ${t.price:g}, {t.variation:.1%}: "
+                              f"<b>{counts['alerts']:,}</b> alerts, <b>{counts['buy']:,}</b> buys in the topics")
+        return counts
 
     def show(self) -> None:
         """Display the controls and the plots (call once, at the end of a cell)."""

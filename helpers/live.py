@@ -113,6 +113,15 @@ class LivePipeline:
             self.query.stop()
 
 
+def apply_to_pipeline(bars: pd.DataFrame, thresholds: Thresholds, settings: Settings | None = None,
+                      prefix: str = "", timeout: float = 300) -> pd.Series:
+    """Re-run the real pipeline with new thresholds (as fast as possible); return the topic counts."""
+    from .dashboard import what_if
+
+    expected = what_if(bars, thresholds).counts
+    return LivePipeline(bars, thresholds, settings, rate=None, prefix=prefix).start().wait_for(expected, timeout)
+
+
 class LiveView:
     """Consumes pricelist, alerts and buy from the start and redraws as they fill."""
 

@@ -3,7 +3,7 @@ import pytest
 
 from helpers.clients import make_admin
 from helpers.dashboard import what_if
-from helpers.live import LivePipeline
+from helpers.live import LivePipeline, apply_to_pipeline
 from helpers.produce import replay_bars
 from helpers.route import RouterTopics, run_router
 from helpers.rules import Thresholds, alerts_frame, buy_signals, variations_frame
@@ -53,3 +53,13 @@ def test_live_pipeline_matches_what_if(settings, prefix):
     assert counts[live.router_topics.alerts] == int((bars["close"] > thresholds.price).sum())
     assert compare_rows(read_buy(settings, live.join_topics.buy), expected).empty
     delete_topics(make_admin(settings), live.topics)
+
+
+def test_apply_to_pipeline_reaches_the_what_if_counts(settings, prefix):
+    bars = fetch_synthetic(n_tickers=2, n_bars=300, seed=4)
+    thresholds = Thresholds(price=90, variation=0.008)
+    counts = apply_to_pipeline(bars, thresholds, settings, prefix=prefix, timeout=180)
+    expected = what_if(bars, thresholds).counts
+    assert expected["buy"] > 0
+    assert (counts == expected).all(), (counts, expected)
+    delete_topics(make_admin(settings), LivePipeline(bars, thresholds, settings, prefix=prefix).topics)

@@ -89,3 +89,18 @@ def test_sweep_is_monotonic(bars):
 def test_empty_history_is_a_clear_error():
     with pytest.raises(ValueError, match="replay some into pricelist"):
         Dashboard(fetch_sample().iloc[:0])
+
+
+def test_apply_button_sends_the_sliders_thresholds(bars, monkeypatch):
+    import helpers.live
+
+    calls = []
+    monkeypatch.setattr(helpers.live, "apply_to_pipeline",
+                        lambda b, t, settings: calls.append((len(b), t, settings)) or
+                        pd.Series({"alerts": 7, "buy": 3}))
+    dash = Dashboard(bars, settings="the-settings")
+    dash.price.value, dash.variation.value = 210, 0.04
+    dash.apply_button.click()
+    assert calls == [(len(bars), Thresholds(210, 0.04), "the-settings")]
+    assert "<b>7</b> alerts" in dash.applied.value and not dash.apply_button.disabled
+    assert Dashboard(bars).apply_button.layout.display == "none"   # no settings, no button
