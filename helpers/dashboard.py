@@ -174,7 +174,7 @@ class Dashboard:
 
 def read_history(settings=None) -> pd.DataFrame:
     """The replayed history: every bar in `pricelist`, as a frame of bars."""
-    from .db import BAR_COLUMNS
+    from .schemas import BAR_COLUMNS
     from .topics import read_topic
 
     frame = read_topic(PRICELIST, settings=settings)

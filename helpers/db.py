@@ -12,6 +12,7 @@ from sqlalchemy import (BigInteger, Column, Double, Engine, Integer, MetaData, S
 
 from .config import Settings, load_settings
 from .progress import progress_bar
+from .schemas import BAR_COLUMNS
 
 metadata = MetaData()
 
@@ -30,7 +31,6 @@ candle_prices = Table(
     UniqueConstraint("ticker", "ts", name="uq_candle_prices_ticker_ts"),
 )
 
-BAR_COLUMNS = ["ticker", "ts", "open", "high", "low", "close", "volume", "vwap", "transactions"]
 
 
 def make_engine(settings: Settings | None = None, connect_timeout: int = 10) -> Engine:

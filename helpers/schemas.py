@@ -56,6 +56,7 @@ FIELDS: dict[str, dict[str, tuple[type, str]]] = {
 }
 
 NULLABLE = {"vwap", "transactions"}
+BAR_COLUMNS = list(FIELDS[PRICELIST])   # a bar: in MySQL, in a DataFrame, in a pricelist message
 
 
 class SchemaError(ValueError):

@@ -23,15 +23,15 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from helpers.config import ConfigError, load_settings
+from .config import PROJECT_ROOT, ConfigError, load_settings
+from .schemas import BAR_COLUMNS
 
-BAR_COLUMNS = ["ticker", "ts", "open", "high", "low", "close", "volume", "vwap", "transactions"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 BAR_DTYPES = {"ticker": "object", "ts": "int64", "open": "float64", "high": "float64",
               "low": "float64", "close": "float64", "volume": "float64", "vwap": "float64",
               "transactions": "Int64"}
 SOURCES = ("sample", "synthetic", "massive")
-SAMPLE_PATH = Path(__file__).resolve().parent.parent / "data" / "sample_bars.csv"
+SAMPLE_PATH = PROJECT_ROOT / "data" / "sample_bars.csv"
 MARKET_TZ = "America/New_York"
 MASSIVE_REQUESTS_PER_MINUTE = 5      # the free plan's limit
 MASSIVE_PAGE_LIMIT = 50_000          # the largest `limit` the aggregates endpoint accepts
