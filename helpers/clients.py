@@ -43,3 +43,15 @@ def make_consumer(group_id: str, settings: Settings | None = None,
         raise ValueError("Every consumer needs its own group.id, named after its purpose.")
     conf = {**CONSUMER_DEFAULTS, "group.id": group_id, **(extra or {})}
     return Consumer(client_conf(settings, conf))
+
+
+def send(producer: Producer, topic: str, value: bytes, key: bytes, ts: int,
+         on_delivery=None, headers=None) -> None:
+    """produce() one message stamped `ts`; when the local queue is full, wait for deliveries and retry."""
+    while True:
+        try:
+            producer.produce(topic, value, key, timestamp=ts, headers=headers, on_delivery=on_delivery)
+            break
+        except BufferError:
+            producer.poll(0.5)
+    producer.poll(0)

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from .clients import make_producer
+from .clients import make_producer, send
 from .config import Settings
 from .progress import progress_bar
 from .schemas import FIELDS, PRICELIST, encode
@@ -97,13 +97,7 @@ def replay_bars(bars: pd.DataFrame, topic: str = PRICELIST, settings: Settings |
                 producer.poll(0)
                 time.sleep(wait)
             previous_ts = ts
-            while True:
-                try:
-                    producer.produce(topic, value, key, timestamp=ts, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.5)   # local queue full: let deliveries drain
-            producer.poll(0)
+            send(producer, topic, value, key, ts, on_delivery)
             bar.update()
         remaining = producer.flush(60)
     report = ReplayReport(outcome["delivered"], outcome["failed"] + remaining,

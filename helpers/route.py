@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from .clients import make_consumer, make_producer
+from .clients import make_consumer, make_producer, send
 from .config import Settings
 from .progress import progress_bar
 from .rules import Thresholds, is_alert, to_alert, to_variation
@@ -68,6 +68,8 @@ def route_bar(raw: bytes | None, thresholds: Thresholds, topics: RouterTopics = 
             raise SchemaError("prices must be above 0 (low and open divide the variations)")
         if bar["high"] < bar["low"]:
             raise SchemaError("high is below low")
+        if bar["ts"] < 0:
+            raise SchemaError("ts must be epoch milliseconds, not negative")
     except SchemaError as exc:
         return [(topics.dead_letter, {"reason": str(exc)})]
     out = [(topics.variations, to_variation(bar))]
@@ -105,21 +107,13 @@ class Router:
                 headers = [("reason", reason.encode()), ("source.topic", msg.topic().encode()),
                            ("source.partition", str(msg.partition()).encode()),
                            ("source.offset", str(msg.offset()).encode())]
-                self._produce(topic, msg.value(), msg.key(), msg.timestamp()[1], headers)
+                send(self.producer, topic, msg.value(), msg.key(), max(msg.timestamp()[1], 0),
+                     self._on_delivery, headers)
                 continue
             self.report.variations += topic == self.topics.variations
             self.report.alerts += topic == self.topics.alerts
-            self._produce(topic, encode(value), value["ticker"].encode(), value["ts"])
-
-    def _produce(self, topic, value, key, ts, headers=None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value, key, timestamp=max(ts, 0),
-                                      headers=headers, on_delivery=self._on_delivery)
-                self.producer.poll(0)
-                return
-            except BufferError:
-                self.producer.poll(0.5)
+            send(self.producer, topic, encode(value), value["ticker"].encode(), value["ts"],
+                 self._on_delivery)
 
     def _commit(self, offsets: dict[int, int]) -> None:
         """Wait for every routed message, then commit the batch's input offsets."""

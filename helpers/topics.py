@@ -102,16 +102,17 @@ def describe_topics(admin: AdminClient, names: Iterable[str] = TOPICS) -> pd.Dat
     return pd.DataFrame(rows).set_index("topic").loc[names]
 
 
+def watermarks(consumer, topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (low, high) offsets: the first kept message and the next one to be written."""
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+
+
 def count_messages(topic: str, settings: Settings | None = None) -> int:
     """Messages in a topic, from its partitions' low and high watermarks."""
     consumer = make_consumer(f"workbook-count-{uuid.uuid4().hex[:8]}", settings)
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        total = 0
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            total += high - low
-        return total
+        return sum(high - low for low, high in watermarks(consumer, topic).values())
     finally:
         consumer.close()
 
@@ -141,12 +142,7 @@ def read_topic(topic: str, schema: str | None = None, settings: Settings | None 
     consumer = make_consumer(f"workbook-reader-{uuid.uuid4().hex[:8]}", settings)
     rows = []
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
+        ends = {p: high for p, (low, high) in watermarks(consumer, topic).items() if high > low}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         deadline = time.monotonic() + timeout
         while ends and time.monotonic() < deadline:
@@ -177,11 +173,7 @@ def consumer_lag(admin: AdminClient, group_id: str, topics: Iterable[str],
     offsets = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions or []}
     consumer = make_consumer(f"workbook-lag-{uuid.uuid4().hex[:8]}", settings)
     try:
-        lag = 0
-        for topic in topics:
-            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                lag += high - max(offsets.get((topic, p), low), low)
-        return lag
+        return sum(high - max(offsets.get((topic, p), low), low)
+                   for topic in topics for p, (low, high) in watermarks(consumer, topic).items())
     finally:
         consumer.close()
