@@ -1,14 +1,21 @@
 """Run the buy join on Apache Flink SQL through PyFlink, no Docker needed (05_ksql).
 
-PyFlink starts a local Flink (a JVM, child of this Python process) the first
-time a TableEnvironment is created. The Kafka SQL connector is one shaded jar
+PyFlink starts a local Flink (a JVM, child of the Python process) the first
+time a TableEnvironment is created; the workbook runs each job in a Python
+process of its own (FlinkJob, below). The Kafka SQL connector is one shaded jar
 added through `pipeline.jars`; the SQL itself lives in `ksql/flink/` and is
 filled by `load_sql`, like the ksqlDB files.
 """
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,3 +185,118 @@ def run_buy_join(jar_path: str | Path, bootstrap_servers: str, *,
     job_id = str(result.get_job_client().get_job_id())
     run = FlinkRun(result, job_id, env_s, time.perf_counter() - started, started=started)
     return run.wait() if until_caught_up else run
+
+
+# --- one job, one process ---------------------------------------------------------
+# PyFlink talks to its JVM through py4j connections, and Flink's SQL planner keeps
+# per-thread state in that JVM. When other Python threads of the same process (a
+# router, a replay, a notebook's widgets) make py4j use a second connection, a
+# later statement can land on a JVM thread without that state and fail with
+# "NullPointerException: metadataHandlerProvider" (seen in CI). So the workbook
+# runs every job in a Python process of its own: one thread, one JVM, freed at exit.
+
+class FlinkJob:
+    """A buy join running in its own Python process and JVM (`python -m helpers.flinksql`)."""
+
+    def __init__(self, proc: subprocess.Popen, log: Path):
+        self.proc, self.log = proc, log
+        self.stats: dict[str, Any] = {}
+
+    @classmethod
+    def start(cls, jar_path: str | Path, bootstrap_servers: str, *,
+              variation_threshold: float = VARIATION_THRESHOLD, alerts_topic: str = schemas.ALERTS,
+              variations_topic: str = schemas.VARIATIONS, buy_topic: str = schemas.BUY,
+              group_id: str = GROUP_ID, until_caught_up: bool = True, timeout: float = 300) -> "FlinkJob":
+        """Start the job; return when it is submitted (continuous) or finished (until_caught_up)."""
+        threshold = check_variation_threshold(variation_threshold)
+        args = [sys.executable, "-m", "helpers.flinksql", "--jar", str(jar_path),
+                "--bootstrap", bootstrap_servers, "--threshold", repr(threshold),
+                "--alerts", alerts_topic, "--variations", variations_topic, "--buy", buy_topic,
+                "--group", group_id] + (["--until-caught-up"] if until_caught_up else [])
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = Path(tempfile.mkstemp(prefix="flink-job-", suffix=".log", dir=LOG_DIR)[1])
+        with open(log, "w") as err:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        job = cls(proc, log)
+        job._read_event("finished" if until_caught_up else "submitted", timeout)
+        return job
+
+    def _read_event(self, wanted: str, timeout: float) -> dict[str, Any]:
+        """Read the child's JSON lines until `wanted`; raise with its error when it dies first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = self.proc.stdout.readline() if ready else ""
+            if ready and line:
+                event = json.loads(line)
+                self.stats.update(event)
+                if event["event"] == wanted:
+                    return event
+                continue
+            if ready or self.proc.poll() is not None:
+                self.proc.wait()
+                tail = [l for l in self.log.read_text().splitlines() if l.strip()][-1:] or ["no message"]
+                raise RuntimeError(f"The Flink job process ended (exit {self.proc.returncode}) "
+                                   f"before it was {wanted}: {tail[0]}")
+        self.stop()
+        raise TimeoutError(f"The Flink job was not {wanted} within {timeout:.0f} s (log: {self.log}).")
+
+    def stop(self, timeout: float = 60) -> None:
+        """Cancel a continuous job and end its process."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        for line in self.proc.stdout:
+            self.stats.update(json.loads(line))
+
+    def __str__(self) -> str:
+        s = self.stats
+        return (f"Flink job {s.get('job_id', '?')}: submitted in {s.get('submit_s', 0):.1f} s, "
+                f"JVM peak {s.get('jvm_peak_rss_mb') or 0:.0f} MiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the job process: run one buy join, report JSON lines on stdout."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.flinksql")
+    for name in ("--jar", "--bootstrap", "--alerts", "--variations", "--buy", "--group"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("--threshold", type=float, required=True)
+    parser.add_argument("--until-caught-up", action="store_true")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def say(event: str, run: FlinkRun) -> None:
+        print(json.dumps({"event": event, "job_id": run.job_id, "env_s": run.env_s,
+                          "submit_s": run.submit_s, "wall_s": run.wall_s,
+                          "jvm_peak_rss_mb": run.jvm_peak_rss_mb}), flush=True)
+
+    try:
+        run = run_buy_join(args.jar, args.bootstrap, variation_threshold=args.threshold,
+                           alerts_topic=args.alerts, variations_topic=args.variations,
+                           buy_topic=args.buy, group_id=args.group,
+                           until_caught_up=args.until_caught_up)   # bounded: returns when finished
+        if args.until_caught_up:
+            say("finished", run)
+        else:
+            say("submitted", run)
+            parent = os.getppid()
+            while not stop.wait(1.0) and os.getppid() == parent:
+                pass                    # runs until SIGTERM, or until its notebook kernel is gone
+            run.cancel()
+            say("canceled", run)
+    except Exception as exc:  # noqa: BLE001 - one line for the parent, not a Java trace
+        print(f"{type(exc).__name__}: {root_cause(exc)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

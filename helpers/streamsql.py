@@ -48,7 +48,7 @@ class StreamSqlRun:
     def stop(self) -> None:
         """Stop a continuous query (Flink job cancelled; ksqlDB query dropped)."""
         if self.engine == "flink" and self.handle is not None:
-            self.handle.cancel()
+            self.handle.stop()
         elif self.engine == "ksqldb" and self.handle is not None:
             from .ksqldb import drop_statements
 
@@ -75,12 +75,12 @@ def run_buy_query(settings: Settings | None = None,
     engine = engine or stream_engine(settings)
     start = time.perf_counter()
     if engine == "flink":
-        from .flinksql import run_buy_join
+        from .flinksql import FlinkJob
 
-        handle = run_buy_join(flink_connector_jar(settings), settings.bootstrap_servers,
-                              variation_threshold=threshold, alerts_topic=topics.alerts,
-                              variations_topic=topics.variations, buy_topic=topics.buy,
-                              group_id=group_id, until_caught_up=until_caught_up)
+        handle = FlinkJob.start(flink_connector_jar(settings), settings.bootstrap_servers,
+                                variation_threshold=threshold, alerts_topic=topics.alerts,
+                                variations_topic=topics.variations, buy_topic=topics.buy,
+                                group_id=group_id, until_caught_up=until_caught_up, timeout=timeout)
     else:
         from .ksqldb import KsqlClient, create_buy_pipeline
 

@@ -63,3 +63,13 @@ def test_apply_to_pipeline_reaches_the_what_if_counts(settings, prefix):
     assert expected["buy"] > 0
     assert (counts == expected).all(), (counts, expected)
     delete_topics(make_admin(settings), LivePipeline(bars, thresholds, settings, prefix=prefix).topics)
+
+
+def test_flink_job_process_reports_its_error_in_one_line(settings, prefix):
+    from helpers.flinksql import FlinkJob
+    from helpers.stack import flink_connector_jar
+
+    with pytest.raises(RuntimeError, match=rf"Topics missing: {prefix}alerts"):
+        FlinkJob.start(flink_connector_jar(settings), settings.bootstrap_servers,
+                       alerts_topic=prefix + "alerts", variations_topic=prefix + "variations",
+                       buy_topic=prefix + "buy", timeout=120)
