@@ -5,7 +5,7 @@ Three stacks, chosen by `helpers.config` (WORKBOOK_STACK):
 - local: a real Kafka broker from Maven Central jars and MariaDB from
   Debian, started as background processes with state under `.stack/`;
 - external: services somebody else runs, reached through the environment.
-The stream-SQL engine is ksqlDB with Docker and embedded Flink SQL otherwise.
+The stream-SQL engine is ksqlDB with Docker and Flink SQL (PyFlink, a local cluster per query) otherwise.
 """
 from __future__ import annotations
 
@@ -462,7 +462,7 @@ def status_mysql(settings: Settings, show_secrets: bool = False) -> ServiceStatu
 
 
 def status_stream_sql(settings: Settings) -> ServiceStatus:
-    """Probe the stream-SQL engine: ksqlDB's /info, or the embedded Flink's readiness."""
+    """Probe the stream-SQL engine: ksqlDB's /info, or whether PyFlink and its Kafka connector are ready."""
     if stream_engine(settings) == "ksqldb":
         from .ksqldb import KsqlClient
 
@@ -478,11 +478,11 @@ def status_stream_sql(settings: Settings) -> ServiceStatus:
 
         flink = version("apache-flink")
     except Exception:  # noqa: BLE001
-        return ServiceStatus("stream-sql", "embedded Flink (PyFlink)", False, "",
+        return ServiceStatus("stream-sql", "local Flink per query (PyFlink)", False, "",
                              "PyFlink is not installed: run `make setup`.")
     jar = flink_connector_jar(settings)
     up = jar.is_file()
-    return ServiceStatus("stream-sql", "embedded Flink (PyFlink, in the Python process)", up,
+    return ServiceStatus("stream-sql", "local Flink per query (PyFlink)", up,
                          f"Flink {flink}" if up else "",
                          "" if up else "The Flink Kafka connector jar is missing: run `make up`.")
 
