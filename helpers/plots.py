@@ -4,6 +4,7 @@ Sized and labelled for a projector: large fonts, titles, axes with units.
 """
 from __future__ import annotations
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import PercentFormatter
@@ -15,6 +16,7 @@ TOPIC_COLORS = {"pricelist": "tab:blue", "variations": "tab:purple", "alerts": "
 
 
 MAX_POINTS = 5_000      # points per series on screen; labels always give the full counts
+MAX_LEGEND = 6          # more tickers than this share one legend entry
 
 
 def thin(frame: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
@@ -28,19 +30,23 @@ def use_style() -> None:
     plt.rcParams.update(STYLE)
 
 
-def to_datetime(ts: pd.Series) -> pd.Series:
-    """Epoch milliseconds -> UTC datetimes for plotting."""
-    return pd.to_datetime(ts, unit="ms", utc=True)
+def to_datetime(ts: pd.Series):
+    """Epoch milliseconds -> UTC datetimes for plotting (naive datetime64: matplotlib converts
+    those as one array, tz-aware ones one by one)."""
+    return pd.to_datetime(ts, unit="ms").to_numpy()
 
 
 def plot_prices(bars: pd.DataFrame, price_threshold: float | None = None, *, alerts=None,
                 buys=None, title: str | None = None, ax=None):
     """Closing price over time, the threshold line, and optional alert and buy markers."""
     fig, ax = _figure(ax)
-    per_line = max(500, MAX_POINTS // max(1, bars["ticker"].nunique()))
-    for ticker, group in bars.groupby("ticker", sort=True):
+    n_tickers = bars["ticker"].nunique()
+    per_line = max(500, MAX_POINTS // max(1, n_tickers))
+    for i, (ticker, group) in enumerate(bars.groupby("ticker", sort=True)):
         group = thin(group, per_line)
-        ax.plot(to_datetime(group["ts"]), group["close"], lw=1.2, label=f"{ticker} close")
+        label = f"{ticker} close" if n_tickers <= MAX_LEGEND else (
+            f"close of {n_tickers} tickers" if i == 0 else None)
+        ax.plot(to_datetime(group["ts"]), group["close"], lw=1.2, label=label)
     if price_threshold is not None:
         ax.axhline(price_threshold, color="tab:red", ls="--", lw=1.5, label=f"threshold ${price_threshold:g}")
     if alerts is not None and len(alerts):
@@ -52,6 +58,7 @@ def plot_prices(bars: pd.DataFrame, price_threshold: float | None = None, *, ale
         ax.scatter(to_datetime(shown["alert_ts"]), shown["close"], s=90, marker="^", color="tab:green",
                    edgecolor="black", zorder=4, label=f"buy signals ({len(buys):,})")
     ax.set(title=title or "Closing price", xlabel="market time (UTC)", ylabel="price (USD)")
+    _time_axis(ax)
     ax.legend(loc="upper left")
     return fig, ax
 
@@ -71,6 +78,7 @@ def plot_variations(variations: pd.DataFrame, variation_threshold: float, *, ax=
                label=f"threshold {variation_threshold:.1%}")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set(title="Intrabar range high/low − 1", xlabel="market time (UTC)", ylabel="variation_ex (%)")
+    _time_axis(ax)
     ax.legend(loc="upper left")
     return fig, ax
 
@@ -95,6 +103,13 @@ def plot_partitions(messages: pd.DataFrame, *, title: str = "Which partition eac
     ax.set(title=title, xlabel="partition", ylabel="messages")
     ax.legend(title="key", loc="upper right")
     return fig, ax
+
+
+def _time_axis(ax) -> None:
+    """Compact date ticks that do not overlap, whatever the time span."""
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def _figure(ax, figsize=None):
