@@ -18,7 +18,7 @@ from IPython.core.pylabtools import print_figure
 from IPython.display import display
 
 from .plots import plot_counts, plot_prices, plot_variations
-from .rules import (JOIN_WINDOW_MS, PRICE_THRESHOLD, VARIATION_THRESHOLD, Thresholds,
+from .rules import (JOIN_WINDOW_MS, VARIATION_THRESHOLD, Thresholds,
                     alerts_frame, buy_signals, variations_frame)
 from .schemas import ALERTS, BUY, PRICELIST, VARIATIONS
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PRICELIST = "pricelist"
 ALERTS = "alerts"
@@ -100,7 +103,7 @@ def decode(topic: str, raw: bytes | None) -> dict[str, Any]:
     return out
 
 
-def schema_table(topic: str) -> "pandas.DataFrame":
+def schema_table(topic: str) -> "pd.DataFrame":
     """The documented fields of a topic as a small table (03_producing)."""
     import pandas as pd
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
-
 from .config import PROJECT_ROOT
 
 SQL_DIR = PROJECT_ROOT / "ksql"

@@ -21,8 +21,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import PROJECT_ROOT, ConfigError, Settings, mask_url
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 POM = PROJECT_ROOT / "stack" / "pom.xml"
 KAFKA_HEAP = "-Xms512m -Xmx512m"
@@ -261,13 +265,13 @@ def check_port_free(port: int, service: str, variable: str) -> None:
                          f"stop it, or set {variable} to a free port in .env.")
 
 
-def start_detached(args: list[str], log: Path, pid_file: Path, env: dict | None = None) -> int:
+def start_detached(args: list[str], log: Path, pid_file: Path) -> int:
     """Start a long-running server in its own session, record its pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
+                                start_new_session=True)
     pid_file.write_text(str(proc.pid))
     return proc.pid
 
@@ -515,7 +519,7 @@ def stack_down(settings: Settings) -> list[str]:
     return []
 
 
-def status_table(settings: Settings) -> "pandas.DataFrame":
+def status_table(settings: Settings) -> "pd.DataFrame":
     """The status of every service as a small table (00_setup)."""
     import pandas as pd
 

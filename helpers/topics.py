@@ -15,7 +15,7 @@ import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from .clients import make_admin, make_consumer
+from .clients import make_consumer
 from .config import Settings, load_settings
 from .schemas import FIELDS, TOPICS, decode
 

@@ -1,7 +1,6 @@
 """Ingest → replay → route against the real stack: nothing lost, counts checked independently."""
 import json
 
-import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -10,7 +9,6 @@ from helpers.db import count_bars, create_schema, make_engine, read_bars, store_
 from helpers.produce import replay_bars
 from helpers.route import RouterTopics, run_router
 from helpers.rules import Thresholds
-from helpers.schemas import PRICELIST
 from helpers.sources import fetch_bars, validate_bars
 from helpers.topics import ensure_topics, read_topic, topic_counts, delete_topics
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import NewTopic
 
 from helpers.clients import make_admin, make_consumer, make_producer

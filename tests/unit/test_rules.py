@@ -10,7 +10,7 @@ from helpers.route import RouterTopics, route_bar
 from helpers.rules import (Thresholds, alerts_frame, buy_signals, check_variation_threshold, is_alert,
                            is_big_variation, to_alert, to_variation, variation_ex, variation_in,
                            variations_frame)
-from helpers.schemas import SchemaError, decode, encode
+from helpers.schemas import decode, encode
 from helpers.sqlfiles import render_sql, split_statements
 
 BAR = {"ticker": "AAPL", "ts": 1_700_000_000_000, "open": 200.0, "high": 210.0, "low": 200.0,
