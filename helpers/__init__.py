@@ -1,47 +1,60 @@
 """Helpers of the Kafka teaching workbook: what the notebooks use, kept in one package.
 
 Each module is one stage of the pipeline; this file re-exports only the names
-the notebooks import.
+the notebooks import, and imports a module only when one of its names is first
+used (PEP 562), so `workbook status` does not load matplotlib or ipywidgets.
 """
-from .clients import make_admin, make_consumer, make_producer
-from .config import load_settings
-from .dashboard import Dashboard, plot_sweep, read_history, what_if
-from .db import count_bars, create_schema, make_engine, read_bars, server_version, store_bars
-from .live import LivePipeline, LiveView
-from .plots import plot_counts, plot_partitions, plot_prices, plot_variations, use_style
-from .produce import bar_message, replay_bars
-from .route import ROUTER_GROUP, route_bar, run_router
-from .rules import (PRICE_THRESHOLD, VARIATION_THRESHOLD, Thresholds, alerts_frame, buy_signals,
-                    variation_ex, variation_in, variations_frame)
-from .schemas import ALERTS, BUY, DEAD_LETTER, PRICELIST, TOPICS, VARIATIONS, schema_table
-from .sources import fetch_bars, validate_bars
-from .streamsql import compare_rows, read_buy, run_buy_query, sql_statement
-from .stack import kafka_cluster_id, kafka_version, stack_status, status_table, stream_engine
-from .topics import (count_messages, delete_topics, describe_topics, ensure_topics, read_topic,
-                     reset_topics, topic_counts)
+from __future__ import annotations
 
-__all__ = [
+import importlib
+from typing import Any
+
+#: name -> the module that defines it, in the order the notebooks meet them
+_EXPORTS = {
     # 00 setup
-    "load_settings", "stack_status", "status_table", "stream_engine", "kafka_cluster_id",
-    "kafka_version", "make_engine", "server_version",
+    "load_settings": "config", "require_services": "stack", "stack_status": "stack",
+    "status_table": "stack", "kafka_cluster_id": "stack", "kafka_version": "stack",
+    "make_engine": "db", "server_version": "db", "WorkbookError": "errors",
     # 01 ingestion
-    "fetch_bars", "validate_bars", "create_schema", "store_bars", "count_bars", "read_bars",
+    "fetch_bars": "sources", "validate_bars": "validation", "bar_problem": "validation",
+    "create_schema": "db", "store_bars": "db", "count_bars": "db", "read_bars": "db",
     # 02 topics
-    "TOPICS", "PRICELIST", "ALERTS", "VARIATIONS", "BUY", "DEAD_LETTER",
-    "make_admin", "make_producer", "make_consumer", "ensure_topics", "reset_topics",
-    "delete_topics", "describe_topics", "read_topic", "count_messages", "topic_counts",
+    "TOPICS": "schemas", "PRICELIST": "schemas", "ALERTS": "schemas", "VARIATIONS": "schemas",
+    "BUY": "schemas", "DEAD_LETTER": "schemas", "make_admin": "clients", "make_producer": "clients",
+    "make_consumer": "clients", "ensure_topics": "topics", "reset_topics": "topics",
+    "delete_topics": "topics", "describe_topics": "topics", "read_topic": "topics",
+    "count_messages": "topics", "topic_counts": "topics",
     # 03 producing
-    "schema_table", "bar_message", "replay_bars",
+    "schema_table": "schemas", "bar_message": "produce", "replay_bars": "produce",
     # 04 routing
-    "PRICE_THRESHOLD", "VARIATION_THRESHOLD", "Thresholds", "variation_ex", "variation_in",
-    "route_bar", "run_router", "ROUTER_GROUP",
+    "PRICE_THRESHOLD": "rules", "VARIATION_THRESHOLD": "rules", "Thresholds": "rules",
+    "variation_ex": "rules", "variation_in": "rules", "route_bar": "route", "run_router": "route",
+    "Router": "route", "ROUTER_GROUP": "route",
     # 05 stream SQL
-    "alerts_frame", "variations_frame", "buy_signals", "sql_statement", "run_buy_query", "read_buy",
-    "compare_rows",
+    "alerts_frame": "rules", "variations_frame": "rules", "buy_signals": "rules",
+    "sql_statement": "streamsql", "run_buy_query": "streamsql", "read_buy": "streamsql",
+    "compare_rows": "streamsql",
     # 06 dashboard
-    "Dashboard", "what_if", "read_history", "plot_sweep",
+    "Dashboard": "dashboard", "plot_sweep": "dashboard", "read_history": "dashboard",
+    "what_if": "whatif", "sweep": "whatif",
     # 07 live
-    "LivePipeline", "LiveView",
+    "LivePipeline": "live", "LiveView": "live",
     # plots
-    "use_style", "plot_prices", "plot_variations", "plot_counts", "plot_partitions",
-]
+    "use_style": "plots", "plot_prices": "plots", "plot_variations": "plots", "plot_counts": "plots",
+    "plot_partitions": "plots",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the defining module on first use of one of the exported names."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

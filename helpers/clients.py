@@ -1,33 +1,43 @@
-"""Kafka client factories with sane defaults, built in one place (02_topics).
+"""Kafka client configuration, built in one place (02_topics, 03_producing, 04_routing).
 
 Configuration is a dict of librdkafka's dotted keys. Every consumer gets its
 own group id, chosen by its purpose: the original shared one group among all
 consumers, so a second consumer saw nothing and re-runs showed nothing.
+librdkafka's own log lines go to the Python logger `helpers.kafka`, which is
+silent unless a student asks (`logging.basicConfig(level="INFO")`).
 """
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from typing import Any, Callable
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from .config import Settings, load_settings
+from .errors import DeliveryError, InputError
+
+KAFKA_LOGGER = logging.getLogger("helpers.kafka")
+KAFKA_LOGGER.addHandler(logging.NullHandler())
 
 # murmur2_random: the same key -> partition mapping as Java clients (ksqlDB, Flink, Kafka Streams)
 PRODUCER_DEFAULTS = {"enable.idempotence": True, "acks": "all", "linger.ms": 20,
                      "compression.type": "lz4", "partitioner": "murmur2_random"}
+# librdkafka reads committed messages only by default; said here because Java clients do not
 CONSUMER_DEFAULTS = {"auto.offset.reset": "earliest", "enable.auto.commit": False,
-                     "enable.partition.eof": True}
+                     "enable.partition.eof": True, "isolation.level": "read_committed"}
+SEND_TIMEOUT_S = 120.0   # how long send() waits for room in a full local queue
 
 
 def client_conf(settings: Settings | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Configuration shared by every client (where the brokers are), plus `extra`."""
+    """Configuration shared by every client (where the brokers are, where logs go), plus `extra`."""
     settings = settings or load_settings()
-    return {"bootstrap.servers": settings.bootstrap_servers, **(extra or {})}
+    return {"bootstrap.servers": settings.bootstrap_servers, "logger": KAFKA_LOGGER, **(extra or {})}
 
 
 def make_admin(settings: Settings | None = None, extra: dict[str, Any] | None = None) -> AdminClient:
-    """An AdminClient for creating and describing topics."""
+    """An AdminClient for creating and describing topics and groups."""
     return AdminClient(client_conf(settings, extra))
 
 
@@ -40,18 +50,28 @@ def make_consumer(group_id: str, settings: Settings | None = None,
                   extra: dict[str, Any] | None = None) -> Consumer:
     """A consumer of its own group, reading from the start, committing only when told."""
     if not group_id:
-        raise ValueError("Every consumer needs its own group.id, named after its purpose.")
+        raise InputError("Every consumer needs its own group.id, named after its purpose.")
     conf = {**CONSUMER_DEFAULTS, "group.id": group_id, **(extra or {})}
     return Consumer(client_conf(settings, conf))
 
 
-def send(producer: Producer, topic: str, value: bytes, key: bytes, ts: int,
-         on_delivery=None, headers=None) -> None:
-    """produce() one message stamped `ts`; when the local queue is full, wait for deliveries and retry."""
+def send(producer: Producer, topic: str, value: bytes | None, key: bytes | None, ts: int,
+         on_delivery: Callable | None = None, headers: list | None = None,
+         timeout: float = SEND_TIMEOUT_S) -> None:
+    """produce() one message stamped `ts`; when the local queue is full, serve deliveries and retry.
+
+    Gives up with a DeliveryError when the queue stays full for `timeout`
+    seconds (the broker has stopped taking messages).
+    """
+    deadline = None
     while True:
         try:
             producer.produce(topic, value, key, timestamp=ts, headers=headers, on_delivery=on_delivery)
             break
         except BufferError:
+            deadline = deadline or time.monotonic() + timeout
+            if time.monotonic() > deadline:
+                raise DeliveryError(f"The producer's queue for {topic} stayed full for {timeout:g} s: "
+                                    "the broker is not accepting messages.") from None
             producer.poll(0.5)
     producer.poll(0)

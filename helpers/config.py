@@ -1,25 +1,34 @@
-"""Configuration: one place that reads the environment and `.env`.
+"""Configuration: the one module that reads the environment and `.env` (00_setup).
 
+Every choice the workbook makes lives in `Settings`: which stack and stream-SQL
+engine, ports and addresses, paths, the connector jar, the student namespace.
 Every address has a localhost default; every value can be overridden by an
 environment variable, which wins over the project's `.env` file. Secrets are
-kept out of `repr()` and are masked whenever a URL is shown (00_setup).
+kept out of `repr()` and are masked whenever a URL is shown.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
-from urllib.parse import quote_plus, urlsplit, urlunsplit
+from urllib.parse import quote_plus
+
+from .errors import ConfigError
+from .schemas import TopicNames
 
 PROJECT_ROOT = Path(os.environ.get("WORKBOOK_HOME", Path(__file__).resolve().parent.parent))
+POM = PROJECT_ROOT / "stack" / "pom.xml"
 STACKS = ("docker", "local", "external")
+ENGINES = ("ksqldb", "flink")
 MASK = "***"
+NAMESPACE = re.compile(r"[a-z][a-z0-9_-]{0,23}")
 
-
-class ConfigError(ValueError):
-    """A configuration value is missing or malformed; the message says how to fix it."""
+__all__ = ["ConfigError", "PROJECT_ROOT", "Settings", "load_settings", "mask_url", "pom_property"]
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -43,6 +52,16 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: ours plus `extra` (Flink's JVM, apt-get)."""
+    return {**os.environ, **extra}
+
+
+def debug_tracebacks() -> bool:
+    """WORKBOOK_DEBUG=1 shows full tracebacks of workbook errors in notebooks."""
+    return bool(os.environ.get("WORKBOOK_DEBUG"))
+
+
 def parse_port(name: str, raw: str) -> int:
     """Return `raw` as a TCP port, or raise a ConfigError naming the variable."""
     try:
@@ -54,15 +73,33 @@ def parse_port(name: str, raw: str) -> int:
     return port
 
 
+def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    """Return `raw` lower-cased if it is one of `choices` ('' stays ''), else raise ConfigError."""
+    value = raw.strip().lower()
+    if value and value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}.")
+    return value
+
+
 def mask_url(url: str) -> str:
     """Hide the password of a URL such as mysql+pymysql://user:secret@host/db."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:          # not a database URL (http://...): no password to hide
         return url
-    netloc = f"{parts.username}:{MASK}@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@cache
+def pom_property(name: str) -> str:
+    """A <properties> value of stack/pom.xml, the single source of the local stack's versions."""
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    node = ET.parse(POM).getroot().find(f"m:properties/m:{name}", ns)
+    if node is None or not (node.text or "").strip():
+        raise ConfigError(f"stack/pom.xml has no <{name}> property.")
+    return node.text.strip()
 
 
 def docker_engine_answers(timeout: float = 5.0) -> bool:
@@ -79,9 +116,10 @@ def docker_engine_answers(timeout: float = 5.0) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the services are and how to reach them (see `.env.example`)."""
+    """Where the services are, how to reach them, and every choice the workbook makes."""
 
-    stack: str
+    stack: str                     # docker | local | external
+    stream_engine: str             # ksqldb | flink
     kafka_port: int
     kafka_controller_port: int
     mysql_port: int
@@ -91,6 +129,10 @@ class Settings:
     bootstrap_servers: str
     ksqldb_url: str
     state_dir: Path
+    flink_connector_jar: Path
+    namespace: str = ""            # a student's prefix on a shared cluster ('' on a laptop)
+    progress: bool = True          # progress bars (off in CI logs: WORKBOOK_PROGRESS=0)
+    massive_base_url: str = ""     # '' = the API's own address
     mysql_password: str = field(default="", repr=False)
     explicit_database_url: str = field(default="", repr=False)
     massive_api_key: str = field(default="", repr=False)
@@ -114,6 +156,41 @@ class Settings:
         """The database URL with its password replaced by ***."""
         return mask_url(self.database_url)
 
+    @property
+    def prefix(self) -> str:
+        """What the namespace puts in front of every topic, group and id: '' or 'alice.'."""
+        return f"{self.namespace}." if self.namespace else ""
+
+    @property
+    def topics(self) -> TopicNames:
+        """The names of the pipeline's topics in this namespace."""
+        return TopicNames.with_prefix(self.prefix)
+
+    def group(self, purpose: str) -> str:
+        """The consumer-group id of one purpose, e.g. 'workbook-router' (one group per purpose)."""
+        return f"{self.prefix}workbook-{purpose}"
+
+    def with_namespace(self, namespace: str) -> Settings:
+        """The same settings in another namespace (tests isolate themselves this way)."""
+        return replace(self, namespace=check_namespace(namespace))
+
+
+def check_namespace(raw: str) -> str:
+    """A namespace is '' or a short lower-case name: letters, digits, _ and -."""
+    if raw and not NAMESPACE.fullmatch(raw):
+        raise ConfigError("WORKBOOK_STUDENT must be a lower-case name of at most 24 letters, "
+                          f"digits, _ or - starting with a letter, got {raw!r}.")
+    return raw
+
+
+def choose_engine(stack: str, requested: str, ksqldb_url_given: bool) -> str:
+    """ksqlDB when asked, with Docker, or with an external KSQLDB_URL; Flink SQL otherwise."""
+    if requested:
+        return requested
+    if stack == "docker" or (stack == "external" and ksqldb_url_given):
+        return "ksqldb"
+    return "flink"
+
 
 def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:
     """Build Settings from `.env` overlaid with the environment (environment wins)."""
@@ -121,31 +198,40 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
     values.update(os.environ if env is None else env)
     get = values.get
 
-    stack = get("WORKBOOK_STACK", "").strip().lower()
-    if stack and stack not in STACKS:
-        raise ConfigError(f"WORKBOOK_STACK must be one of {', '.join(STACKS)}, got {stack!r}.")
+    stack = parse_choice("WORKBOOK_STACK", get("WORKBOOK_STACK", ""), STACKS)
     if not stack:
         stack = "docker" if docker_engine_answers() else "local"
-
-    kafka_port = parse_port("KAFKA_PORT", get("KAFKA_PORT", "9092"))
-    ksqldb_port = parse_port("KSQLDB_PORT", get("KSQLDB_PORT", "8088"))
+    engine = choose_engine(stack, parse_choice("WORKBOOK_STREAM_ENGINE",
+                                               get("WORKBOOK_STREAM_ENGINE", ""), ENGINES),
+                           bool(get("KSQLDB_URL")))
     if stack == "external":
         for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
             if not get(name):
                 raise ConfigError(f"WORKBOOK_STACK=external needs {name} in the environment or .env.")
 
+    namespace = check_namespace(get("WORKBOOK_STUDENT", "").strip())
+    kafka_port = parse_port("KAFKA_PORT", get("KAFKA_PORT", "9092"))
+    ksqldb_port = parse_port("KSQLDB_PORT", get("KSQLDB_PORT", "8088"))
+    state_dir = Path(get("WORKBOOK_STATE_DIR") or PROJECT_ROOT / ".stack")
+    jar = f"flink-sql-connector-kafka-{pom_property('flink.kafka.connector.version')}.jar"
+    default_database = "workbook" + (f"_{namespace.replace('-', '_')}" if namespace else "")
     return Settings(
         stack=stack,
+        stream_engine=engine,
         kafka_port=kafka_port,
         kafka_controller_port=parse_port("KAFKA_CONTROLLER_PORT", get("KAFKA_CONTROLLER_PORT", "9093")),
         mysql_port=parse_port("MYSQL_PORT", get("MYSQL_PORT", "3306")),
         ksqldb_port=ksqldb_port,
         mysql_user=get("MYSQL_USER", "workbook"),
         mysql_password=get("MYSQL_PASSWORD", ""),
-        mysql_database=get("MYSQL_DATABASE", "workbook"),
+        mysql_database=get("MYSQL_DATABASE") or default_database,
         bootstrap_servers=get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{kafka_port}",
         ksqldb_url=get("KSQLDB_URL") or f"http://127.0.0.1:{ksqldb_port}",
-        state_dir=Path(get("WORKBOOK_STATE_DIR") or PROJECT_ROOT / ".stack"),
+        state_dir=state_dir,
+        flink_connector_jar=Path(get("FLINK_CONNECTOR_JAR") or state_dir / "libs" / "flink" / jar),
+        namespace=namespace,
+        progress=get("WORKBOOK_PROGRESS", "1") != "0",
+        massive_base_url=get("MASSIVE_BASE_URL", ""),
         explicit_database_url=get("DATABASE_URL", ""),
         massive_api_key=get("MASSIVE_API_KEY") or get("POLYGON_API_KEY", ""),
     )

@@ -7,53 +7,20 @@ move: the history is read once, the what-if is pure computation.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.figure import Figure
 import pandas as pd
 from IPython.core.pylabtools import print_figure
 from IPython.display import display
+from matplotlib.figure import Figure
 
-from .plots import plot_counts, plot_prices, plot_variations
-from .rules import (JOIN_WINDOW_MS, VARIATION_THRESHOLD, Thresholds,
-                    alerts_frame, buy_signals, variations_frame)
-from .schemas import ALERTS, BUY, PRICELIST, VARIATIONS
+from .plots import figure_and_axes, plot_counts, plot_prices, plot_variations
+from .rules import VARIATION_THRESHOLD, Thresholds, variations_frame
+from .schemas import ALERTS, BUY, PRICELIST
+from .errors import InputError
+from .whatif import WhatIf, sweep, what_if
 
 ALL = "all tickers"
-
-
-@dataclass
-class WhatIf:
-    """The routed streams for one choice of thresholds, and how long computing them took."""
-
-    thresholds: Thresholds
-    bars: pd.DataFrame
-    variations: pd.DataFrame
-    alerts: pd.DataFrame
-    buys: pd.DataFrame
-    seconds: float
-
-    @property
-    def counts(self) -> pd.Series:
-        """Messages each topic would hold: pricelist, variations, alerts, buy."""
-        return pd.Series({PRICELIST: len(self.bars), VARIATIONS: len(self.variations),
-                          ALERTS: len(self.alerts), BUY: len(self.buys)}, name="messages")
-
-
-def what_if(bars: pd.DataFrame, thresholds: Thresholds, variations: pd.DataFrame | None = None,
-            window_ms: int = JOIN_WINDOW_MS) -> WhatIf:
-    """Alerts, variations and buy signals of `bars` under `thresholds`, all at once.
-
-    `variations` may be passed precomputed: they do not depend on the thresholds.
-    """
-    start = time.perf_counter()
-    variations = variations_frame(bars) if variations is None else variations
-    alerts = alerts_frame(bars, thresholds.price)
-    buys = buy_signals(alerts, variations, thresholds.variation, window_ms)
-    return WhatIf(thresholds, bars, variations, alerts, buys, time.perf_counter() - start)
 
 
 def draw(result: WhatIf) -> Figure:
@@ -81,7 +48,7 @@ class Dashboard:
 
     def __init__(self, bars: pd.DataFrame, thresholds: Thresholds = Thresholds(), settings=None):
         if bars.empty:
-            raise ValueError("The dashboard needs bars: replay some into pricelist first (notebook 03).")
+            raise InputError("The dashboard needs bars: replay some into pricelist first (notebook 03).")
         self.bars = bars.sort_values(["ts", "ticker"], ignore_index=True)
         self._variations = variations_frame(self.bars)
         self._ts = self.bars["ts"].to_numpy()
@@ -183,22 +150,12 @@ def read_history(settings=None) -> pd.DataFrame:
     return frame[BAR_COLUMNS].astype({"ts": "int64", "transactions": "Int64"})
 
 
-def sweep(bars: pd.DataFrame, prices: list[float], variations: list[float]) -> pd.DataFrame:
-    """Buy signals for every pair of thresholds: rows = variation, columns = price."""
-    var_frame = variations_frame(bars)
-    return pd.DataFrame(
-        {p: [len(what_if(bars, Thresholds(p, v), var_frame).buys) for v in variations] for p in prices},
-        index=pd.Index(variations, name="variation threshold"))
-
-
 def plot_sweep(bars: pd.DataFrame, prices: list[float], variations: list[float], ax=None):
     """Buy signals against the variation threshold, one line per price threshold (log scale)."""
     from matplotlib.ticker import PercentFormatter
 
-    from .plots import _figure
-
     table = sweep(bars, prices, variations)
-    fig, ax = _figure(ax)
+    fig, ax = figure_and_axes(ax)
     for price in table.columns:
         ax.plot(table.index, table[price].clip(lower=0.8), marker="o", label=f"price > ${price:g}")
     ax.set_yscale("log")

@@ -26,6 +26,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from . import schemas
+from .config import Settings, child_env
+from .errors import InputError, ServiceUnavailable, StreamSqlError, WaitTimeout
 from .rules import VARIATION_THRESHOLD, check_variation_threshold
 from .sqlfiles import load_sql
 
@@ -41,19 +43,17 @@ IDLE_TIMEOUT = "0 ms"
 LOG_DIR = Path(tempfile.gettempdir()) / "workbook-flink-logs"
 
 
-def quiet_flink_logs(level: str = "WARN") -> None:
-    """Send the Flink JVM's log file to a temp folder at `level` (call before the JVM starts)."""
+def flink_job_env(level: str = "WARN") -> dict[str, str]:
+    """The job process's environment: the Flink JVM logs into a temp folder at `level`."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("FLINK_LOG_DIR", str(LOG_DIR))
-    os.environ.setdefault("ROOT_LOG_LEVEL", level)
+    return child_env(FLINK_LOG_DIR=str(LOG_DIR), ROOT_LOG_LEVEL=level)
 
 
 def create_table_env(jar_path: str | Path, parallelism: int = 1) -> Any:
     """A streaming TableEnvironment (UTC) that can read and write Kafka through `jar_path`."""
     jar = Path(jar_path).resolve()
     if not jar.is_file():
-        raise FileNotFoundError(f"The Flink Kafka connector jar is missing: {jar}.")
-    quiet_flink_logs()
+        raise InputError(f"The Flink Kafka connector jar is missing: {jar}; run `make up`.")
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
@@ -111,7 +111,7 @@ class FlinkRun:
         try:
             return self.result.get_job_client().get_job_status().result().name
         except Py4JJavaError:      # the local cluster shuts down as soon as its job ends
-            return self.wait().final_status    # raises RuntimeError when the job failed
+            return self.wait().final_status    # raises StreamSqlError when the job failed
 
     def wait(self) -> "FlinkRun":
         """Block until a bounded job ends (raises if it failed), then record wall time and RSS."""
@@ -121,7 +121,7 @@ class FlinkRun:
             self.result.wait()
         except Py4JJavaError as exc:
             self.final_status = "FAILED"
-            raise RuntimeError(f"The Flink job {self.job_id} failed: {root_cause(exc)}") from exc
+            raise StreamSqlError(f"The Flink job {self.job_id} failed: {root_cause(exc)}") from exc
         self.final_status = "FINISHED"
         self.wall_s = time.perf_counter() - self.started
         self.jvm_peak_rss_mb = jvm_peak_rss_mb()
@@ -147,11 +147,12 @@ def check_topics(bootstrap_servers: str, *topics: str) -> None:
     try:
         existing = admin.list_topics(timeout=10).topics
     except KafkaException as exc:
-        raise RuntimeError(f"No Kafka broker answers at {bootstrap_servers}: {exc}.") from None
+        raise ServiceUnavailable(f"No Kafka broker answers at {bootstrap_servers}: {exc}.",
+                                 service="kafka", address=bootstrap_servers) from None
     missing = [t for t in topics if t not in existing]
     if missing:
-        raise RuntimeError(f"Topics missing: {', '.join(missing)}; "
-                           "create them before starting the join.")
+        raise StreamSqlError(f"Topics missing: {', '.join(missing)}; "
+                             "create them before starting the join.")
 
 
 def render_buy_sql(bootstrap_servers: str, variation_threshold: float, alerts_topic: str,
@@ -203,20 +204,20 @@ class FlinkJob:
         self.stats: dict[str, Any] = {}
 
     @classmethod
-    def start(cls, jar_path: str | Path, bootstrap_servers: str, *,
-              variation_threshold: float = VARIATION_THRESHOLD, alerts_topic: str = schemas.ALERTS,
-              variations_topic: str = schemas.VARIATIONS, buy_topic: str = schemas.BUY,
-              group_id: str = GROUP_ID, until_caught_up: bool = True, timeout: float = 300) -> "FlinkJob":
+    def start(cls, settings: Settings, variation_threshold: float = VARIATION_THRESHOLD, *,
+              until_caught_up: bool = True, timeout: float = 300) -> FlinkJob:
         """Start the job; return when it is submitted (continuous) or finished (until_caught_up)."""
-        threshold = check_variation_threshold(variation_threshold)
-        args = [sys.executable, "-m", "helpers.flinksql", "--jar", str(jar_path),
-                "--bootstrap", bootstrap_servers, "--threshold", repr(threshold),
-                "--alerts", alerts_topic, "--variations", variations_topic, "--buy", buy_topic,
-                "--group", group_id] + (["--until-caught-up"] if until_caught_up else [])
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        log = Path(tempfile.mkstemp(prefix="flink-job-", suffix=".log", dir=LOG_DIR)[1])
+        threshold, topics = check_variation_threshold(variation_threshold), settings.topics
+        args = [sys.executable, "-m", "helpers.flinksql", "--jar", str(settings.flink_connector_jar),
+                "--bootstrap", settings.bootstrap_servers, "--threshold", repr(threshold),
+                "--alerts", topics.alerts, "--variations", topics.variations, "--buy", topics.buy,
+                "--group", settings.group("flink-buy")] + (["--until-caught-up"] if until_caught_up else [])
+        env = flink_job_env()
+        descriptor, name = tempfile.mkstemp(prefix="flink-job-", suffix=".log", dir=LOG_DIR)
+        os.close(descriptor)
+        log = Path(name)
         with open(log, "w") as err:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True,
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         job = cls(proc, log)
         job._read_event("finished" if until_caught_up else "submitted", timeout)
@@ -237,10 +238,10 @@ class FlinkJob:
             if ready or self.proc.poll() is not None:
                 self.proc.wait()
                 tail = [l for l in self.log.read_text().splitlines() if l.strip()][-1:] or ["no message"]
-                raise RuntimeError(f"The Flink job process ended (exit {self.proc.returncode}) "
-                                   f"before it was {wanted}: {tail[0]}")
+                raise StreamSqlError(f"The Flink job process ended (exit {self.proc.returncode}) "
+                                     f"before it was {wanted}: {tail[0]}")
         self.stop()
-        raise TimeoutError(f"The Flink job was not {wanted} within {timeout:.0f} s (log: {self.log}).")
+        raise WaitTimeout(f"The Flink job was not {wanted} within {timeout:.0f} s (log: {self.log}).")
 
     def stop(self, timeout: float = 60) -> None:
         """Cancel a continuous job and end its process."""

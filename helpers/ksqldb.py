@@ -13,30 +13,27 @@ threshold only after `rules.check_variation_threshold` has accepted it.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Iterable, Iterator, Mapping
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
+from .errors import InputError, KsqlError
 from .rules import VARIATION_THRESHOLD, check_variation_threshold
-from .schemas import ALERTS, BUY, VARIATIONS
+from .schemas import TopicNames
 from .sqlfiles import load_sql
+from .waiting import wait_until
 
 KSQL_JSON = "application/vnd.ksql.v1+json"        # /ksql request and response
 DELIMITED = "application/vnd.ksqlapi.delimited.v1"  # /query-stream: header line, one array per row
-EARLIEST = {"ksql.streams.auto.offset.reset": "earliest"}
+# the buy query reads its inputs from the start, and only committed messages (exactly-once)
+QUERY_PROPERTIES = {"ksql.streams.auto.offset.reset": "earliest",
+                    "ksql.streams.processing.guarantee": "exactly_once_v2"}
+PENDING = ("QUEUED", "PARSING", "EXECUTING")
+RETRIES_503 = 4
 START_HINT = "start it with `make up` (needs Docker) or point KSQLDB_URL at a running server"
-
-
-class KsqlError(RuntimeError):
-    """ksqlDB refused a request or cannot be reached; the message says which and why."""
-
-    def __init__(self, message: str, *, error_code: int | None = None,
-                 statement: str | None = None) -> None:
-        super().__init__(message)
-        self.error_code = error_code
-        self.statement = statement
 
 
 class KsqlUnavailable(KsqlError):
@@ -92,7 +89,13 @@ class KsqlClient:
         """One HTTP request; a refused or silent connection becomes KsqlUnavailable."""
         timeout = (self.timeout, read_timeout or self.timeout)
         try:
-            return self.session.request(method, self.url + path, timeout=timeout, **kwargs)
+            for attempt in range(RETRIES_503 + 1):
+                response = self.session.request(method, self.url + path, timeout=timeout, **kwargs)
+                if response.status_code != 503 or attempt == RETRIES_503:
+                    return response
+                response.close()     # busy, or waiting for an earlier command: ask again
+                time.sleep(0.5 * 2 ** attempt)
+            raise AssertionError("unreachable")
         except requests.ReadTimeout:
             raise KsqlError(f"ksqlDB at {self.url} did not answer {method} {path} "
                             f"within {timeout[1]:g} s.") from None
@@ -133,7 +136,7 @@ class KsqlClient:
         text = "\n".join(s.strip() if s.strip().endswith(";") else s.strip() + ";"
                          for s in items if s.strip())
         if not text:
-            raise ValueError("No statement to execute.")
+            raise InputError("No statement to execute.")
         body: dict[str, Any] = {"ksql": text, "streamsProperties": dict(properties or {})}
         if after is not None:
             body["commandSequenceNumber"] = after
@@ -144,12 +147,24 @@ class KsqlClient:
         results = response.json()
         for result in results:
             status = result.get("commandStatus", {})
+            if status.get("status") in PENDING and result.get("commandId"):
+                status = self.wait_for_command(result["commandId"])
+                result["commandStatus"] = {**result["commandStatus"], **status}
             if status.get("status") == "ERROR":
                 raise KsqlError(
                     f"ksqlDB rejected the statement `{short(result.get('statementText', text))}`: "
                     f"{status.get('message', 'no message')}",
                     statement=result.get("statementText"))
         return results
+
+    def wait_for_command(self, command_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Poll `GET /status/{commandId}` until the command has left QUEUED/PARSING/EXECUTING."""
+        def settled() -> dict[str, Any] | None:
+            status = self._get_json(f"/status/{command_id}")
+            return None if status.get("status") in PENDING else status
+
+        return wait_until(settled, timeout or self.timeout, f"ksqlDB to execute `{command_id}`",
+                          interval=0.25)
 
     # --- queries -----------------------------------------------------------------
 
@@ -162,7 +177,7 @@ class KsqlClient:
         still running then is closed with `close_query`.
         """
         if limit is not None and limit < 1:
-            raise ValueError(f"limit must be a positive number of rows, got {limit!r}.")
+            raise InputError(f"limit must be a positive number of rows, got {limit!r}.")
         wait = self.timeout if wait is None else wait
         body = {"sql": sql.strip(), "properties": dict(properties or {})}
         response = self._send("POST", "/query-stream", json=body, stream=True, read_timeout=wait,
@@ -242,29 +257,47 @@ class JsonLines(Iterator[Any]):
 
 # --- the workbook's statements (ksql/*.sql) -------------------------------------
 
-def stream_statements(alerts_topic: str = ALERTS, variations_topic: str = VARIATIONS) -> list[str]:
+def stream_name(topic: str) -> str:
+    """The ksqlDB stream over a topic: 'alerts' -> 'alerts_stream', 'alice.buy' -> 'alice_buy_stream'."""
+    return re.sub(r"\W", "_", topic) + "_stream"
+
+
+def stream_statements(topics: TopicNames = TopicNames()) -> list[str]:
     """CREATE STREAM statements for the two input topics (01_create_streams.sql)."""
-    return load_sql("01_create_streams.sql", alerts_topic=alerts_topic,
-                    variations_topic=variations_topic)
+    return load_sql("01_create_streams.sql", alerts_topic=topics.alerts, variations_topic=topics.variations,
+                    alerts_stream=stream_name(topics.alerts),
+                    variations_stream=stream_name(topics.variations))
 
 
 def buy_statements(variation_threshold: float = VARIATION_THRESHOLD,
-                   buy_topic: str = BUY) -> list[str]:
+                   topics: TopicNames = TopicNames()) -> list[str]:
     """The buy join for one validated threshold, a fraction (02_buy_signals.sql)."""
     threshold = check_variation_threshold(variation_threshold)
-    return load_sql("02_buy_signals.sql", buy_topic=buy_topic, variation_threshold=threshold)
+    return load_sql("02_buy_signals.sql", buy_topic=topics.buy, buy_stream=stream_name(topics.buy),
+                    alerts_stream=stream_name(topics.alerts),
+                    variations_stream=stream_name(topics.variations), variation_threshold=threshold)
 
 
-def drop_statements() -> list[str]:
+def drop_statements(topics: TopicNames = TopicNames()) -> list[str]:
     """Statements that stop and remove the buy query, keeping every topic (00_drop.sql)."""
-    return load_sql("00_drop.sql")
+    return load_sql("00_drop.sql", buy_stream=stream_name(topics.buy))
 
 
 def create_buy_pipeline(client: KsqlClient, variation_threshold: float = VARIATION_THRESHOLD,
-                        alerts_topic: str = ALERTS, variations_topic: str = VARIATIONS,
-                        buy_topic: str = BUY) -> list[dict[str, Any]]:
-    """Register the inputs and (re)create the buy query (empty `buy` first: reset_topics)."""
-    buy = buy_statements(variation_threshold, buy_topic)  # validate before sending anything
-    first = client.execute(stream_statements(alerts_topic, variations_topic) + drop_statements())
+                        topics: TopicNames = TopicNames()) -> str:
+    """Register the inputs and (re)create the buy query (empty `buy` first); return its query id."""
+    buy = buy_statements(variation_threshold, topics)  # validate before sending anything
+    first = client.execute(stream_statements(topics) + drop_statements(topics))
     done = [r["commandSequenceNumber"] for r in first if r.get("commandSequenceNumber", -1) >= 0]
-    return first + client.execute(buy, EARLIEST, after=max(done) if done else None)
+    created = client.execute(buy, QUERY_PROPERTIES, after=max(done) if done else None)
+    for result in created:
+        status = result.get("commandStatus", {})
+        match = re.search(r"query with ID (\w+)", status.get("message", ""))
+        if status.get("queryId") or match:
+            return status.get("queryId") or match.group(1)
+    raise KsqlError("ksqlDB created the buy stream but named no query id.")
+
+
+def query_group_suffix(query_id: str) -> str:
+    """How a persistent query's consumer group id ends: `..._confluent-ksql-<service>query_<id>`."""
+    return f"query_{query_id}"

@@ -20,25 +20,25 @@ from matplotlib.figure import Figure
 
 from .clients import make_admin, make_consumer
 from .config import Settings, load_settings
+from .errors import KafkaOperationError, WaitTimeout, WorkbookError
 from .plots import plot_counts, plot_prices
 from .produce import replay_bars
-from .route import ROUTER_GROUP, Router, RouterTopics
+from .route import Router
 from .rules import Thresholds
 from .schemas import decode
-from .streamsql import JoinTopics, run_buy_query
+from .streamsql import run_buy_query
 from .topics import reset_topics, topic_counts
+from .whatif import what_if
 
 
 class LivePipeline:
     """Replay → router → stream SQL, all running at once with the given thresholds."""
 
     def __init__(self, bars: pd.DataFrame, thresholds: Thresholds, settings: Settings | None = None,
-                 rate: float | None = 500, prefix: str = "", group_id: str = ROUTER_GROUP):
+                 rate: float | None = 500):
         self.bars, self.thresholds = bars, thresholds
         self.settings = settings or load_settings()
-        self.rate, self.group_id = rate, prefix + group_id if prefix else group_id
-        self.router_topics = RouterTopics.prefixed(prefix)
-        self.join_topics = JoinTopics.prefixed(prefix)
+        self.rate = rate
         self.router: Router | None = None
         self.query = None
         self._threads: list[threading.Thread] = []
@@ -48,8 +48,7 @@ class LivePipeline:
     @property
     def topics(self) -> list[str]:
         """Every topic this pipeline writes."""
-        r = self.router_topics
-        return [r.source, r.variations, r.alerts, r.dead_letter, self.join_topics.buy]
+        return list(self.settings.topics.all)
 
     def _background(self, target) -> None:
         def guarded():
@@ -61,16 +60,15 @@ class LivePipeline:
         thread.start()
         self._threads.append(thread)
 
-    def start(self) -> "LivePipeline":
-        """Empty the topics, start the stream-SQL query, the router, then the replay."""
-        reset_topics(make_admin(self.settings), self.topics, groups=[self.group_id])
-        self.query = run_buy_query(self.settings, self.thresholds.variation, self.join_topics,
-                                   until_caught_up=False, group_id=f"{self.group_id}-sql")
-        self.router = Router(self.settings, self.thresholds, self.router_topics, self.group_id)
+    def start(self) -> LivePipeline:
+        """Empty the topics and the router's offsets, start the stream-SQL query, the router, the replay."""
+        reset_topics(make_admin(self.settings), self.topics, groups=[self.settings.group("router")])
+        self.query = run_buy_query(self.settings, self.thresholds.variation, until_caught_up=False)
+        self.router = Router(self.settings, self.thresholds)
         self._background(lambda: self.router.run(until_caught_up=False, progress=False))
 
         def replay():
-            replay_bars(self.bars, self.router_topics.source, self.settings, rate=self.rate, progress=False)
+            replay_bars(self.bars, settings=self.settings, rate=self.rate, progress=False)
             self.replayed.set()
         self._background(replay)
         return self
@@ -78,7 +76,10 @@ class LivePipeline:
     def check(self) -> None:
         """Raise the first error of a background stage, if any."""
         if self.errors:
-            raise RuntimeError(f"A live stage failed: {self.errors[0]!r}") from self.errors[0]
+            error = self.errors[0]
+            if isinstance(error, WorkbookError):
+                raise error
+            raise WorkbookError(f"A live stage failed: {error!r}.") from error
 
     def counts(self) -> pd.Series:
         """Messages in each topic now (from the brokers' offsets)."""
@@ -86,8 +87,8 @@ class LivePipeline:
 
     def wait_for(self, expected: pd.Series, timeout: float = 300) -> pd.Series:
         """Wait until the topics hold the expected counts (pricelist, variations, alerts, buy), then stop."""
-        r, j = self.router_topics, self.join_topics
-        names = {"pricelist": r.source, "variations": r.variations, "alerts": r.alerts, "buy": j.buy}
+        t = self.settings.topics
+        names = {"pricelist": t.pricelist, "variations": t.variations, "alerts": t.alerts, "buy": t.buy}
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -97,7 +98,7 @@ class LivePipeline:
                 if self.replayed.is_set() and (counts >= expected).all():
                     return counts
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"The live pipeline did not reach {expected.to_dict()} "
+                    raise WaitTimeout(f"The live pipeline did not reach {expected.to_dict()} "
                                        f"within {timeout:.0f} s: {counts.to_dict()}.")
                 time.sleep(0.5)
         finally:
@@ -114,12 +115,10 @@ class LivePipeline:
 
 
 def apply_to_pipeline(bars: pd.DataFrame, thresholds: Thresholds, settings: Settings | None = None,
-                      prefix: str = "", timeout: float = 300) -> pd.Series:
+                      timeout: float = 300) -> pd.Series:
     """Re-run the real pipeline with new thresholds (as fast as possible); return the topic counts."""
-    from .dashboard import what_if
-
     expected = what_if(bars, thresholds).counts
-    return LivePipeline(bars, thresholds, settings, rate=None, prefix=prefix).start().wait_for(expected, timeout)
+    return LivePipeline(bars, thresholds, settings, rate=None).start().wait_for(expected, timeout)
 
 
 class LiveView:
@@ -127,8 +126,8 @@ class LiveView:
 
     def __init__(self, pipeline: LivePipeline):
         self.pipeline = pipeline
-        r, j = pipeline.router_topics, pipeline.join_topics
-        self.schemas = {r.source: "pricelist", r.alerts: "alerts", j.buy: "buy"}
+        t = pipeline.settings.topics
+        self.schemas = {t.pricelist: "pricelist", t.alerts: "alerts", t.buy: "buy"}
         self.frames = {topic: [] for topic in self.schemas}
         self.consumer = make_consumer(f"workbook-live-{uuid.uuid4().hex[:8]}", pipeline.settings)
         parts = []
@@ -147,7 +146,7 @@ class LiveView:
             for msg in self.consumer.consume(1000, timeout=0.1):
                 if msg.error():
                     if msg.error().code() != KafkaError._PARTITION_EOF:
-                        raise RuntimeError(str(msg.error()))
+                        raise KafkaOperationError(f"Reading {msg.topic()} failed: {msg.error().str()}.")
                     continue
                 self.frames[msg.topic()].append(decode(self.schemas[msg.topic()], msg.value()))
                 got += 1
@@ -159,16 +158,16 @@ class LiveView:
 
     def draw(self) -> Figure:
         """The price as replayed so far, alert and buy markers, counts per topic."""
-        r, j = self.pipeline.router_topics, self.pipeline.join_topics
+        t = self.pipeline.settings.topics
         fig = Figure(figsize=(13, 4.8), layout="constrained")
         ax_price, ax_counts = fig.subplots(1, 2, width_ratios=[3, 1])
-        prices = self.frame(r.source)
+        prices = self.frame(t.pricelist)
         if len(prices):
             plot_prices(prices.sort_values("ts"), self.pipeline.thresholds.price,
-                        alerts=self.frame(r.alerts), buys=self.frame(j.buy),
+                        alerts=self.frame(t.alerts), buys=self.frame(t.buy),
                         title="Live: consumed from the real topics", ax=ax_price)
-        counts = pd.Series({"pricelist": len(prices), "alerts": len(self.frames[r.alerts]),
-                            "buy": len(self.frames[j.buy])})
+        counts = pd.Series({"pricelist": len(prices), "alerts": len(self.frames[t.alerts]),
+                            "buy": len(self.frames[t.buy])})
         plot_counts(counts, title="Consumed so far", ax=ax_counts)
         return fig
 
@@ -187,7 +186,7 @@ class LiveView:
             if done:
                 return pd.Series(counts, name="consumed")
             if time.monotonic() - start > timeout:
-                raise TimeoutError(f"The live view did not reach its goal within {timeout:.0f} s: {counts}.")
+                raise WaitTimeout(f"The live view did not reach its goal within {timeout:.0f} s: {counts}.")
 
     def close(self) -> None:
         """Close the view's consumer."""

@@ -6,30 +6,47 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from .config import PROJECT_ROOT
+from .config import PROJECT_ROOT, child_env
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 
 
-def run_notebooks(output: Path, names: list[str] | None = None, timeout: int = 900) -> list[dict]:
-    """Execute notebooks in name order; stop at the first failure; return one row per notebook."""
-    output.mkdir(parents=True, exist_ok=True)
+def notebook_paths(names: list[str] | None = None) -> list[Path]:
+    """The course's notebooks in reading order (optionally only `names`)."""
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    if names:
-        paths = [p for p in paths if p.stem in names or p.name in names]
+    return [p for p in paths if not names or p.stem in names or p.name in names]
+
+
+def failure(exc: Exception) -> str:
+    """One line saying why a notebook stopped."""
+    if isinstance(exc, CellTimeoutError):
+        return "a cell ran out of time"
+    if isinstance(exc, DeadKernelError):
+        return "the kernel died"
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__
+
+
+def run_notebooks(output: Path, names: list[str] | None = None, timeout: int = 900) -> list[dict]:
+    """Execute notebooks in name order; stop at the first failure; return one row per notebook.
+
+    Progress bars are off in the kernels (WORKBOOK_PROGRESS=0): an executed
+    copy would only show them stuck at 0 %.
+    """
+    output.mkdir(parents=True, exist_ok=True)
     rows = []
-    for path in paths:
+    for path in notebook_paths(names):
         nb = nbformat.read(path, as_version=4)
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(NOTEBOOKS)}})
         start = time.perf_counter()
         error = ""
         try:
-            client.execute()
-        except CellExecutionError as exc:
-            error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            client.execute(env=child_env(WORKBOOK_PROGRESS="0"))
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+            error = failure(exc)
         seconds = time.perf_counter() - start
         nbformat.write(nb, output / path.name)
         code_cells = sum(c.cell_type == "code" for c in nb.cells)

@@ -39,7 +39,7 @@ def to_datetime(ts: pd.Series):
 def plot_prices(bars: pd.DataFrame, price_threshold: float | None = None, *, alerts=None,
                 buys=None, title: str | None = None, ax=None):
     """Closing price over time, the threshold line, and optional alert and buy markers."""
-    fig, ax = _figure(ax)
+    fig, ax = figure_and_axes(ax)
     n_tickers = bars["ticker"].nunique()
     per_line = max(500, MAX_POINTS // max(1, n_tickers))
     for i, (ticker, group) in enumerate(bars.groupby("ticker", sort=True)):
@@ -65,7 +65,7 @@ def plot_prices(bars: pd.DataFrame, price_threshold: float | None = None, *, ale
 
 def plot_variations(variations: pd.DataFrame, variation_threshold: float, *, ax=None):
     """variation_ex over time, with the band above the threshold shaded."""
-    fig, ax = _figure(ax)
+    fig, ax = figure_and_axes(ax)
     big = variations["variation_ex"].abs() > variation_threshold
     small_shown, big_shown = thin(variations[~big]), thin(variations[big])
     ax.scatter(to_datetime(small_shown["ts"]), small_shown["variation_ex"], s=6, color="tab:gray",
@@ -85,7 +85,7 @@ def plot_variations(variations: pd.DataFrame, variation_threshold: float, *, ax=
 
 def plot_counts(counts: pd.Series, *, title: str = "Messages per topic", ax=None):
     """A bar per topic (or per anything), with the count written on it."""
-    fig, ax = _figure(ax, figsize=(8, 4))
+    fig, ax = figure_and_axes(ax, figsize=(8, 4))
     colors = [TOPIC_COLORS.get(str(name), "tab:blue") for name in counts.index]
     bars = ax.bar([str(i) for i in counts.index], counts.to_numpy(), color=colors)
     ax.bar_label(bars, labels=[f"{int(v):,}" for v in counts.to_numpy()], padding=3)
@@ -96,7 +96,7 @@ def plot_counts(counts: pd.Series, *, title: str = "Messages per topic", ax=None
 
 def plot_partitions(messages: pd.DataFrame, *, title: str = "Which partition each key went to", ax=None):
     """Messages per partition, stacked by key: one key always lands in one partition."""
-    fig, ax = _figure(ax, figsize=(8, 4))
+    fig, ax = figure_and_axes(ax, figsize=(8, 4))
     table = messages.pivot_table(index="partition", columns="key", values="offset",
                                  aggfunc="count", fill_value=0)
     table.plot.bar(stacked=True, ax=ax, rot=0)
@@ -112,7 +112,8 @@ def _time_axis(ax) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
-def _figure(ax, figsize=None):
+def figure_and_axes(ax=None, figsize=None):
+    """(fig, ax): the axes' own figure when `ax` is given, else a new figure of the workbook's style."""
     if ax is not None:
         return ax.figure, ax
     fig, ax = plt.subplots(figsize=figsize or STYLE["figure.figsize"], layout="constrained")

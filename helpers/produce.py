@@ -15,7 +15,8 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .clients import make_producer, send
-from .config import Settings
+from .config import Settings, load_settings
+from .errors import DeliveryError, InputError
 from .progress import progress_bar
 from .schemas import FIELDS, PRICELIST, encode
 
@@ -63,18 +64,22 @@ def pause_between(previous_ts: int | None, ts: int, speed: float | None) -> floa
     return min(max(ts - previous_ts, 0) / 1000 / speed, MAX_PAUSE_S)
 
 
-def replay_bars(bars: pd.DataFrame, topic: str = PRICELIST, settings: Settings | None = None,
-                speed: float | None = None, progress: bool = True,
+def replay_bars(bars: pd.DataFrame, topic: str | None = None, settings: Settings | None = None,
+                speed: float | None = None, progress: bool | None = None,
                 rate: float | None = None) -> ReplayReport:
     """Produce every bar, in time order, and wait until each delivery is confirmed.
 
     speed=None replays as fast as possible; speed=N compresses market time N
     times (a pause never exceeds MAX_PAUSE_S, so nights do not stall a class);
-    rate=N sends at most N messages per second (live demos).
+    rate=N sends at most N messages per second (live demos). The topic is
+    the namespace's `pricelist` unless given.
     """
     for name, value in (("speed", speed), ("rate", rate)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ValueError(f"{name} must be a positive number (or None for as fast as possible), got {value!r}.")
+            raise InputError(f"{name} must be a positive number (or None for as fast as possible), got {value!r}.")
+    settings = settings or load_settings()
+    topic = topic or settings.topics.pricelist
+    progress = settings.progress if progress is None else progress
     outcome = {"delivered": 0, "failed": 0}
     errors: list[str] = []
 
@@ -103,5 +108,5 @@ def replay_bars(bars: pd.DataFrame, topic: str = PRICELIST, settings: Settings |
     report = ReplayReport(outcome["delivered"], outcome["failed"] + remaining,
                           time.perf_counter() - start)
     if report.failed:
-        raise RuntimeError(f"Replay into {topic}: {report}; first errors: {errors}")
+        raise DeliveryError(f"Replay into {topic}: {report}; first errors: {errors}.")
     return report

@@ -1,14 +1,12 @@
 """Progress bars that work in a notebook, a terminal and CI logs alike."""
 from __future__ import annotations
 
-import os
 import sys
 
 from tqdm.auto import tqdm
 
 
-def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True):
-    """A tqdm bar; silent when disabled or when WORKBOOK_PROGRESS=0 (CI logs)."""
-    disable = not enabled or os.environ.get("WORKBOOK_PROGRESS") == "0"
-    return tqdm(total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr,
+def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True) -> tqdm:
+    """A tqdm bar, silent when not enabled (settings.progress: off in CI and in `make run`)."""
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr,
                 mininterval=0.5, dynamic_ncols=True)

@@ -1,10 +1,17 @@
 """The router: read `pricelist`, send every bar's variation to `variations` and
 every bar above the price threshold to `alerts` (04_routing).
 
-The decisions are the pure rules of `helpers.rules`; this module only moves
-messages. At-least-once: a batch's input offsets are committed only after
-every routed message of that batch is delivered. A malformed record goes to
-the dead-letter topic with the reason in a header, and routing goes on.
+This is the hardened twin of the consume -> decide -> produce -> commit loop
+that notebook 04 writes by hand. The decisions are pure (`route_bar`, built on
+`helpers.rules` and `helpers.validation`); the `Router` only moves messages:
+- at-least-once (default): a batch's input offsets are committed only after
+  every routed message of that batch is delivered; a crash repeats a batch,
+  never loses one;
+- exactly-once (`exactly_once=True`): each batch's outputs and its input
+  offsets are written in one Kafka transaction; readers that read committed
+  messages only (every reader of the workbook) see each bar once;
+- a record it cannot route goes to the dead-letter topic with its reason in
+  a header, and routing goes on.
 """
 from __future__ import annotations
 
@@ -13,31 +20,55 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from .clients import make_consumer, make_producer, send
-from .config import Settings
+from .config import Settings, load_settings
+from .errors import DeliveryError, SchemaError
 from .progress import progress_bar
 from .rules import Thresholds, is_alert, to_alert, to_variation
-from .schemas import ALERTS, DEAD_LETTER, PRICELIST, VARIATIONS, SchemaError, decode, encode
+from .schemas import PRICELIST, TopicNames, decode, encode
+from .validation import REASONS, bar_problem, now_ms
 
-ROUTER_GROUP = "workbook-router"
+ROUTER_GROUP = "workbook-router"        # settings.group("router") on a laptop
 BATCH = 500
+DLQ_MAX_VALUE = 64 * 1024               # a dead letter keeps at most this much of a value (bytes)
+DLQ_MAX_KEY = 1024
+# a rebalance took the partitions away: their offsets go to the new owner, the batch repeats
+REBALANCED = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+              KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET}
+
+Outputs = list[tuple[str, dict[str, Any]]]
 
 
-@dataclass(frozen=True)
-class RouterTopics:
-    """The topics one router reads and writes (tests use prefixed names)."""
+def route_bar(raw: bytes | None, thresholds: Thresholds, topics: TopicNames = TopicNames(),
+              now: int | None = None) -> Outputs:
+    """Where one `pricelist` record goes: [(topic, value), ...]; a dead letter on bad input.
 
-    source: str = PRICELIST
-    variations: str = VARIATIONS
-    alerts: str = ALERTS
-    dead_letter: str = DEAD_LETTER
+    Pure: no I/O. A dead letter's value is {"reason": ...}; every other record
+    gives one variation, plus an alert when its close is above the threshold.
+    """
+    try:
+        bar = decode(PRICELIST, raw, finite=False)
+    except SchemaError as exc:
+        return [(topics.dead_letter, {"reason": f"bad_message: {exc}"})]
+    problem = bar_problem(bar, now)
+    if problem:
+        return [(topics.dead_letter, {"reason": f"{problem}: {REASONS[problem]}"})]
+    out = [(topics.variations, to_variation(bar))]
+    if is_alert(bar["close"], thresholds.price):
+        out.append((topics.alerts, to_alert(bar)))
+    return out
 
-    @classmethod
-    def prefixed(cls, prefix: str) -> "RouterTopics":
-        """The same topics with a prefix, e.g. for an isolated test."""
-        return cls(*(prefix + name for name in (PRICELIST, VARIATIONS, ALERTS, DEAD_LETTER)))
+
+def dead_letter_headers(msg: Message, reason: str) -> list[tuple[str, bytes]]:
+    """Headers that say why a record was refused and where it came from."""
+    headers = [("reason", reason.encode()), ("source.topic", msg.topic().encode()),
+               ("source.partition", str(msg.partition()).encode()),
+               ("source.offset", str(msg.offset()).encode())]
+    if len(msg.value() or b"") > DLQ_MAX_VALUE:
+        headers.append(("value.truncated.from", str(len(msg.value())).encode()))
+    return headers
 
 
 @dataclass
@@ -51,44 +82,35 @@ class RouteReport:
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def rate(self) -> float:
+        """Consumed bars per second."""
+        return self.consumed / self.seconds if self.seconds else 0.0
+
     def __str__(self) -> str:
         return (f"consumed {self.consumed:,}: {self.variations:,} variations, {self.alerts:,} alerts, "
-                f"{self.dead_letters} dead letters in {self.seconds:.2f} s")
-
-
-def route_bar(raw: bytes | None, thresholds: Thresholds, topics: RouterTopics = RouterTopics()
-              ) -> list[tuple[str, dict[str, Any]]]:
-    """Where one `pricelist` record goes: [(topic, value), ...]; a dead letter on bad input.
-
-    Pure: no I/O. A dead letter's value is {"reason": ...}.
-    """
-    try:
-        bar = decode(PRICELIST, raw)
-        if bar["low"] <= 0 or bar["open"] <= 0:
-            raise SchemaError("prices must be above 0 (low and open divide the variations)")
-        if bar["high"] < bar["low"]:
-            raise SchemaError("high is below low")
-        if bar["ts"] < 0:
-            raise SchemaError("ts must be epoch milliseconds, not negative")
-    except SchemaError as exc:
-        return [(topics.dead_letter, {"reason": str(exc)})]
-    out = [(topics.variations, to_variation(bar))]
-    if is_alert(bar["close"], thresholds.price):
-        out.append((topics.alerts, to_alert(bar)))
-    return out
+                f"{self.dead_letters} dead letters in {self.seconds:.2f} s ({self.rate:,.0f} bars/s)")
 
 
 class Router:
     """A consumer-producer loop around route_bar, stoppable from another thread or a signal."""
 
-    def __init__(self, settings: Settings | None = None, thresholds: Thresholds = Thresholds(),
-                 topics: RouterTopics = RouterTopics(), group_id: str = ROUTER_GROUP):
-        self.thresholds, self.topics = thresholds, topics
-        self.consumer = make_consumer(group_id, settings)
-        self.producer = make_producer(settings)
+    def __init__(self, settings: Settings | None = None, thresholds: Thresholds = Thresholds(), *,
+                 exactly_once: bool = False, group_id: str | None = None):
+        self.settings = settings or load_settings()
+        self.thresholds, self.topics = thresholds, self.settings.topics
+        self.exactly_once = exactly_once
+        group_id = group_id or self.settings.group("router")
+        self.consumer = make_consumer(group_id, self.settings)
+        extra = {"transactional.id": f"{group_id}.tx", "transaction.timeout.ms": 10_000} \
+            if exactly_once else {}
+        self.producer = make_producer(self.settings, extra)
+        if exactly_once:
+            self.producer.init_transactions(30)
         self.stop_event = threading.Event()
         self.report = RouteReport()
         self._errors: list[str] = []
+        self._done: dict[int, int] = {}      # partition -> next offset to commit
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and return."""
@@ -98,64 +120,109 @@ class Router:
         if err:
             self._errors.append(f"{msg.topic()}: {err}")
 
-    def _send(self, msg, outputs: list[tuple[str, dict[str, Any]]]) -> None:
-        for topic, value in outputs:
+    def _route(self, msg: Message) -> None:
+        """Produce the outputs of one input record."""
+        for topic, value in route_bar(msg.value(), self.thresholds, self.topics):
             if topic == self.topics.dead_letter:
-                self.report.dead_letters += 1
                 reason = value["reason"]
+                self.report.dead_letters += 1
                 self.report.reasons[reason] = self.report.reasons.get(reason, 0) + 1
-                headers = [("reason", reason.encode()), ("source.topic", msg.topic().encode()),
-                           ("source.partition", str(msg.partition()).encode()),
-                           ("source.offset", str(msg.offset()).encode())]
-                send(self.producer, topic, msg.value(), msg.key(), max(msg.timestamp()[1], 0),
-                     self._on_delivery, headers)
+                key = msg.key()[:DLQ_MAX_KEY] if msg.key() else None
+                value_bytes = msg.value()[:DLQ_MAX_VALUE] if msg.value() else None
+                send(self.producer, topic, value_bytes, key, min(max(msg.timestamp()[1], 0), now_ms()),
+                     self._on_delivery, dead_letter_headers(msg, reason))
                 continue
             self.report.variations += topic == self.topics.variations
             self.report.alerts += topic == self.topics.alerts
             send(self.producer, topic, encode(value), value["ticker"].encode(), value["ts"],
                  self._on_delivery)
 
-    def _commit(self, offsets: dict[int, int]) -> None:
-        """Wait for every routed message, then commit the batch's input offsets."""
-        if self.producer.flush(60) or self._errors:
-            raise KafkaException(f"routed messages not delivered, offsets not committed: {self._errors[:3]}")
-        if offsets:
-            self.consumer.commit(offsets=[TopicPartition(self.topics.source, p, o + 1)
-                                          for p, o in offsets.items()], asynchronous=False)
+    def _offsets(self, partitions: set[int] | None = None) -> list[TopicPartition]:
+        return [TopicPartition(self.topics.pricelist, p, o) for p, o in self._done.items()
+                if partitions is None or p in partitions]
 
-    def run(self, until_caught_up: bool = False, progress: bool = True) -> RouteReport:
+    def _commit(self) -> None:
+        """At-least-once: wait for every routed message, then commit the inputs' offsets."""
+        if self.producer.flush(60) or self._errors:
+            raise DeliveryError(f"Routed messages were not delivered, so no offsets were committed: "
+                                f"{self._errors[:3]}.")
+        if not self._done:
+            return
+        try:
+            self.consumer.commit(offsets=self._offsets(), asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() not in REBALANCED:
+                raise
+        self._done.clear()
+
+    def _commit_transaction(self) -> None:
+        """Exactly-once: the batch's outputs and input offsets, committed in one transaction."""
+        self.producer.send_offsets_to_transaction(self._offsets(), self.consumer.consumer_group_metadata(), 30)
+        self.producer.commit_transaction(60)
+        self._done.clear()
+
+    def _abort_and_rewind(self) -> None:
+        """Exactly-once: drop the open transaction and read its batch again."""
+        self.producer.abort_transaction(30)
+        self._errors.clear()
+        committed = self.consumer.committed(self.consumer.assignment(), timeout=10)
+        for tp in committed:
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
+        self._done.clear()
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        """Partitions go to another router: commit what was routed from them first."""
+        if not self.exactly_once:
+            self._commit()
+
+    def _batch(self, messages: list[Message], at_end: set[int], bar) -> None:
+        if self.exactly_once:
+            self.producer.begin_transaction()
+        for msg in messages:
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                    continue
+                raise KafkaException(msg.error())
+            at_end.discard(msg.partition())
+            self._route(msg)
+            self._done[msg.partition()] = msg.offset() + 1
+            self.report.consumed += 1
+        bar.update(len(messages))
+        if not self.exactly_once:
+            self._commit()
+            return
+        try:
+            self._commit_transaction()
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                raise
+            self._abort_and_rewind()
+
+    def run(self, until_caught_up: bool = False, progress: bool | None = None) -> RouteReport:
         """Route until stopped (or, with until_caught_up, until every partition is at its end)."""
         start = time.perf_counter()
         at_end: set[int] = set()
-        self.consumer.subscribe([self.topics.source])
+        self.consumer.subscribe([self.topics.pricelist], on_revoke=self._on_revoke)
+        show = self.settings.progress if progress is None else progress
         try:
-            with progress_bar(total=None, desc="routing", unit="bar", enabled=progress) as bar:
+            with progress_bar(total=None, desc="routing", unit="bar", enabled=show) as bar:
                 while not self.stop_event.is_set():
-                    offsets: dict[int, int] = {}
-                    for msg in self.consumer.consume(BATCH, timeout=0.5):
-                        if msg.error():
-                            if msg.error().code() == KafkaError._PARTITION_EOF:
-                                at_end.add(msg.partition())
-                                continue
-                            raise KafkaException(msg.error())
-                        at_end.discard(msg.partition())
-                        self._send(msg, route_bar(msg.value(), self.thresholds, self.topics))
-                        offsets[msg.partition()] = msg.offset()
-                        self.report.consumed += 1
-                        bar.update()
-                    self._commit(offsets)
+                    self._batch(self.consumer.consume(BATCH, timeout=0.5), at_end, bar)
                     assigned = {tp.partition for tp in self.consumer.assignment()}
                     if until_caught_up and assigned and assigned <= at_end:
                         break
         finally:
-            self.producer.flush(60)
+            if not self.exactly_once:
+                self.producer.flush(60)
             self.consumer.close()
             self.report.seconds = time.perf_counter() - start
         return self.report
 
 
-def run_router(settings: Settings | None = None, thresholds: Thresholds = Thresholds(),
-               topics: RouterTopics = RouterTopics(), group_id: str = ROUTER_GROUP,
-               until_caught_up: bool = True, progress: bool = True) -> RouteReport:
+def run_router(settings: Settings | None = None, thresholds: Thresholds = Thresholds(), *,
+               until_caught_up: bool = True, progress: bool | None = None,
+               exactly_once: bool = False, group_id: str | None = None) -> RouteReport:
     """Route `pricelist` (by default until caught up, as the notebook does)."""
-    return Router(settings, thresholds, topics, group_id).run(until_caught_up, progress)
+    return Router(settings, thresholds, exactly_once=exactly_once, group_id=group_id).run(
+        until_caught_up, progress)

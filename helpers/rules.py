@@ -17,6 +17,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .errors import InputError
+
 PRICE_THRESHOLD = 195.0          # USD: an alert when the close is strictly above
 VARIATION_THRESHOLD = 0.05       # fraction: a big variation when |high/low - 1| > 5 %
 JOIN_WINDOW_MS = 5 * 60 * 1000   # alert and variation at most 5 minutes apart, inclusive
@@ -26,21 +28,21 @@ _TS_BITS = 42                     # epoch ms below 2**42 (year 2109) leave room 
 
 
 def check_price_threshold(value: Any) -> float:
-    """Return the price threshold as a float, or raise ValueError with a one-sentence reason."""
+    """Return the price threshold as a float, or raise InputError with a one-sentence reason."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"The price threshold must be a finite number of dollars, got {value!r}.")
+        raise InputError(f"The price threshold must be a finite number of dollars, got {value!r}.")
     if value <= 0:
-        raise ValueError(f"The price threshold must be above 0 dollars, got {value!r}.")
+        raise InputError(f"The price threshold must be above 0 dollars, got {value!r}.")
     return float(value)
 
 
 def check_variation_threshold(value: Any) -> float:
-    """Return the variation threshold as a fraction, or raise ValueError (5 is not 5 %)."""
+    """Return the variation threshold as a fraction, or raise InputError (5 is not 5 %)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"The variation threshold must be a finite fraction, got {value!r}.")
+        raise InputError(f"The variation threshold must be a finite fraction, got {value!r}.")
     if not 0 <= value < 1:
         hint = f" Did you mean {value / 100:g} ({value:g} %)?" if 1 <= value < 100 else ""
-        raise ValueError(
+        raise InputError(
             f"The variation threshold is a fraction between 0 and 1 (0.05 means 5 %), got {value!r}.{hint}"
         )
     return float(value)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any, Mapping
+
+from .errors import SchemaError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,6 +24,35 @@ VARIATIONS = "variations"
 BUY = "buy"
 DEAD_LETTER = "pricelist.dlq"
 TOPICS = (PRICELIST, ALERTS, VARIATIONS, BUY, DEAD_LETTER)
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The pipeline's topic names in one namespace: `settings.topics.pricelist`.
+
+    On a laptop they are the plain names; a student on a shared cluster gets
+    them with a prefix ('alice.pricelist'), and each test gets its own.
+    """
+
+    pricelist: str = PRICELIST
+    alerts: str = ALERTS
+    variations: str = VARIATIONS
+    buy: str = BUY
+    dead_letter: str = DEAD_LETTER
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TopicNames:
+        """The same topics with `prefix` in front of each name."""
+        return cls(*(prefix + name for name in TOPICS))
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every topic, in the order of TOPICS."""
+        return astuple(self)
+
+    def logical(self, name: str) -> str:
+        """The schema name (pricelist, alerts...) of one of these topics."""
+        return TOPICS[self.all.index(name)]
 
 #: field name -> (type, meaning); the order is the order in the JSON value.
 FIELDS: dict[str, dict[str, tuple[type, str]]] = {
@@ -62,17 +94,17 @@ NULLABLE = {"vwap", "transactions"}
 BAR_COLUMNS = list(FIELDS[PRICELIST])   # a bar: in MySQL, in a DataFrame, in a pricelist message
 
 
-class SchemaError(ValueError):
-    """A message does not match its topic's schema; the text says which field and why."""
-
-
 def encode(value: Mapping[str, Any]) -> bytes:
     """Serialize a message value as compact JSON (UTF-8)."""
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
-def decode(topic: str, raw: bytes | None) -> dict[str, Any]:
-    """Parse and validate one message value of `topic`, raising SchemaError when malformed."""
+def decode(topic: str, raw: bytes | None, *, finite: bool = True) -> dict[str, Any]:
+    """Parse and check one message value of `topic`, raising SchemaError when malformed.
+
+    With finite=False, NaN and infinite numbers are let through for the caller
+    to judge (the router hands them to `validation.bar_problem`).
+    """
     if raw is None:
         raise SchemaError("the message has no value")
     try:
@@ -95,7 +127,10 @@ def decode(topic: str, raw: bytes | None) -> dict[str, Any]:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 raise SchemaError(f"field {name!r} must be a number")
             if not math.isfinite(item):
-                raise SchemaError(f"field {name!r} must be finite")
+                if finite:
+                    raise SchemaError(f"field {name!r} must be finite")
+                out[name] = float(item)
+                continue
             if kind is int and item != int(item):
                 raise SchemaError(f"field {name!r} must be a whole number")
             item = kind(item)

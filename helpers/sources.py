@@ -3,8 +3,8 @@
 Every source returns the same frame, one row per bar, sorted by (ts, ticker):
 ticker (str), ts (int64, bar start in epoch milliseconds UTC), open, high, low,
 close, volume, vwap (float64, USD and shares; vwap may be NaN) and
-transactions (nullable Int64). `validate_bars` splits such a frame into the
-bars worth storing and the rejected ones, each with the reason.
+transactions (nullable Int64). `helpers.validation.validate_bars` splits such a
+frame into the bars worth storing and the rejected ones, each with the reason.
 
 The Massive API key is read from the settings (MASSIVE_API_KEY or
 POLYGON_API_KEY in the environment or `.env`) and never printed: error
@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from .config import PROJECT_ROOT, ConfigError, load_settings
+from .config import PROJECT_ROOT, load_settings
+from .errors import ConfigError, InputError, SourceError
 from .schemas import BAR_COLUMNS
 
 PRICE_COLUMNS = ["open", "high", "low", "close"]
@@ -31,25 +32,11 @@ BAR_DTYPES = {"ticker": "object", "ts": "int64", "open": "float64", "high": "flo
               "low": "float64", "close": "float64", "volume": "float64", "vwap": "float64",
               "transactions": "Int64"}
 SOURCES = ("sample", "synthetic", "massive")
-SAMPLE_PATH = PROJECT_ROOT / "data" / "sample_bars.csv"
+DATA_DIR = PROJECT_ROOT / "data"
+SAMPLE_TIMESPANS = ("day", "minute")   # data/bars_day.csv, data/bars_minute.csv
 MARKET_TZ = "America/New_York"
 MASSIVE_REQUESTS_PER_MINUTE = 5      # the free plan's limit
 MASSIVE_PAGE_LIMIT = 50_000          # the largest `limit` the aggregates endpoint accepts
-
-#: reason code -> what is wrong with a rejected bar (the first failing check wins)
-REJECT_REASONS = {
-    "missing_field": "ticker, ts, a price or the volume is missing",
-    "bad_price": "a price is zero, negative or infinite",
-    "high_below_low": "high is below low",
-    "outside_range": "open or close lies outside [low, high]",
-    "bad_volume": "volume or transactions is negative or infinite",
-    "duplicate": "an earlier bar has the same (ticker, ts)",
-}
-
-
-class SourceError(RuntimeError):
-    """A data source failed; the message says what happened, never the API key."""
-
 
 # --- the common frame --------------------------------------------------------
 
@@ -62,7 +49,7 @@ def as_bars(frame: pd.DataFrame) -> pd.DataFrame:
     """Return `frame` with exactly the bar columns, in order, with their dtypes."""
     missing = [c for c in BAR_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"The bars lack the column(s) {', '.join(missing)}.")
+        raise InputError(f"The bars lack the column(s) {', '.join(missing)}.")
     out = frame[BAR_COLUMNS].copy()
     out["ticker"] = out["ticker"].astype(object)
     out["ts"] = out["ts"].astype("int64")
@@ -86,7 +73,7 @@ def to_ms(value: Any, *, end: bool = False) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise ValueError(f"A time bound must be a date, a time or epoch ms, got {value!r}.")
+        raise InputError(f"A time bound must be a date, a time or epoch ms, got {value!r}.")
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
@@ -109,16 +96,23 @@ def ticker_list(tickers: str | Iterable[str] | None) -> list[str] | None:
         tickers = [tickers]
     symbols = [str(t).strip().upper() for t in tickers]
     if not symbols or not all(symbols):
-        raise ValueError(f"Tickers must be non-empty symbols such as 'AAPL', got {tickers!r}.")
+        raise InputError(f"Tickers must be non-empty symbols such as 'AAPL', got {tickers!r}.")
     return symbols
 
 
 # --- sample: real bars committed in data/ ------------------------------------
 
+def sample_path(timespan: str) -> Path:
+    """The committed file of real bars of one timespan (see data/README.md)."""
+    if timespan not in SAMPLE_TIMESPANS:
+        raise InputError(f"The sample has {' and '.join(SAMPLE_TIMESPANS)} bars, not {timespan!r}.")
+    return DATA_DIR / f"bars_{timespan}.csv"
+
+
 def fetch_sample(tickers: str | Iterable[str] | None = None, start: Any = None,
-                 end: Any = None, *, path: str | Path | None = None) -> pd.DataFrame:
-    """Bars from the committed sample (data/sample_bars.csv), optionally filtered."""
-    path = Path(path or SAMPLE_PATH)
+                 end: Any = None, *, timespan: str = "day", path: str | Path | None = None) -> pd.DataFrame:
+    """Real bars of one timespan from data/ (daily: 5 stocks 2000-2013), optionally filtered."""
+    path = Path(path or sample_path(timespan))
     if not path.is_file():
         raise SourceError(f"The sample file {path} is missing: run `python data/make_sample.py`.")
     bars = as_bars(pd.read_csv(path, dtype={"ticker": str}))
@@ -153,7 +147,7 @@ def fetch_synthetic(n_tickers: int = 5, n_bars: int = 1_000, *, seed: int = 0,
     Every bar satisfies low <= open, close, vwap <= high and all prices > 0.
     """
     if n_tickers < 1 or n_bars < 1 or interval_ms < 1:
-        raise ValueError("n_tickers, n_bars and interval_ms must be positive integers.")
+        raise InputError("n_tickers, n_bars and interval_ms must be positive integers.")
     rng = np.random.default_rng(seed)
     shape = (n_bars, n_tickers)                          # row = time step, column = ticker
     sigma = rng.uniform(0.001, 0.003, n_tickers)
@@ -192,7 +186,7 @@ class RateLimiter:
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if calls < 1 or period <= 0:
-            raise ValueError("A rate limit needs at least 1 call per positive period.")
+            raise InputError("A rate limit needs at least 1 call per positive period.")
         self.calls, self.period = calls, period
         self.clock, self.sleep = clock, sleep
         self.history: deque[float] = deque()
@@ -353,54 +347,5 @@ FETCHERS = {"sample": fetch_sample, "synthetic": fetch_synthetic, "massive": fet
 def fetch_bars(source: str = "sample", **options: Any) -> pd.DataFrame:
     """Bars from `source` ('sample', 'synthetic' or 'massive'); options go to its fetch_ function."""
     if source not in FETCHERS:
-        raise ValueError(f"Unknown source {source!r}: choose one of {', '.join(SOURCES)}.")
+        raise InputError(f"Unknown source {source!r}: choose one of {', '.join(SOURCES)}.")
     return FETCHERS[source](**options)
-
-
-# --- validation ---------------------------------------------------------------
-
-def numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """A column as float64, with anything not a number turned into NaN."""
-    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def reject_reasons(frame: pd.DataFrame) -> np.ndarray:
-    """The REJECT_REASONS code of each row ('' when the bar is good), first failing check wins."""
-    prices = np.column_stack([numeric(frame, c) for c in PRICE_COLUMNS])
-    open_, high, low, close = prices.T
-    volume, ts = numeric(frame, "volume"), numeric(frame, "ts")
-    transactions = numeric(frame, "transactions")
-    ticker_ok = frame["ticker"].map(lambda t: isinstance(t, str) and t.strip() != "").to_numpy(bool)
-    missing = ~ticker_ok | np.isnan(ts) | np.isnan(prices).any(axis=1) | np.isnan(volume)
-    with np.errstate(invalid="ignore"):
-        bad_price = ((prices <= 0) | np.isinf(prices)).any(axis=1)
-        outside = (np.minimum(open_, close) < low) | (np.maximum(open_, close) > high)
-        bad_volume = (volume < 0) | np.isinf(volume) | (transactions < 0)
-        reasons = np.select([missing, bad_price, high < low, outside, bad_volume],
-                            ["missing_field", "bad_price", "high_below_low", "outside_range",
-                             "bad_volume"], default="").astype(object)
-    good = reasons == ""
-    keys = pd.DataFrame({"ticker": frame["ticker"].to_numpy(object), "ts": ts})[good]
-    duplicate = np.zeros(len(frame), dtype=bool)
-    duplicate[good] = keys.duplicated(keep="first").to_numpy()
-    reasons[duplicate] = "duplicate"
-    return reasons
-
-
-def validate_bars(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split bars into (good, rejected); rejected keeps its rows as given plus a `reason` code.
-
-    Checks, in order: missing_field, bad_price, high_below_low, outside_range,
-    bad_volume, then duplicate (ticker, ts) among the remaining bars (the first
-    one is kept). vwap may lie outside [low, high]: Massive counts trades in
-    the volume and vwap that do not set the high or low.
-    """
-    missing = [c for c in BAR_COLUMNS if c not in bars.columns]
-    if missing:
-        raise ValueError(f"The bars lack the column(s) {', '.join(missing)}.")
-    frame = bars.reset_index(drop=True)
-    reasons = reject_reasons(frame)
-    good = reasons == ""
-    rejected = frame[~good].copy()
-    rejected["reason"] = reasons[~good]
-    return as_bars(frame[good]).reset_index(drop=True), rejected.reset_index(drop=True)

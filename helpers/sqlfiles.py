@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+
 from .config import PROJECT_ROOT
+from .errors import InputError
 
 SQL_DIR = PROJECT_ROOT / "ksql"
 _PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
@@ -17,16 +19,16 @@ _SAFE_TEXT = re.compile(r"[A-Za-z0-9_.\-:,/]+")
 
 
 def sql_literal(name: str, value: object) -> str:
-    """Render one validated value for a placeholder, or raise ValueError naming it."""
+    """Render one validated value for a placeholder, or raise InputError naming it."""
     if isinstance(value, bool):
-        raise ValueError(f"SQL parameter {name} must be a number or a name, got {value!r}.")
+        raise InputError(f"SQL parameter {name} must be a number or a name, got {value!r}.")
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
-            raise ValueError(f"SQL parameter {name} must be finite, got {value!r}.")
+            raise InputError(f"SQL parameter {name} must be finite, got {value!r}.")
         return repr(value) if isinstance(value, int) else repr(float(value))
     if isinstance(value, str) and _SAFE_TEXT.fullmatch(value):
         return value
-    raise ValueError(
+    raise InputError(
         f"SQL parameter {name} may hold only letters, digits and _ . - : , /, got {value!r}."
     )
 
@@ -36,9 +38,9 @@ def render_sql(text: str, **values: object) -> str:
     wanted = set(_PLACEHOLDER.findall(text))
     missing, unused = wanted - values.keys(), values.keys() - wanted
     if missing:
-        raise ValueError(f"SQL parameters missing: {', '.join(sorted(missing))}.")
+        raise InputError(f"SQL parameters missing: {', '.join(sorted(missing))}.")
     if unused:
-        raise ValueError(f"SQL parameters not used by this statement: {', '.join(sorted(unused))}.")
+        raise InputError(f"SQL parameters not used by this statement: {', '.join(sorted(unused))}.")
     return _PLACEHOLDER.sub(lambda m: sql_literal(m.group(1), values[m.group(1)]), text)
 
 
@@ -52,5 +54,5 @@ def load_sql(relative: str, **values: object) -> list[str]:
     """Read ksql/<relative>, fill its placeholders and return its statements."""
     path = SQL_DIR / relative
     if not path.is_file():
-        raise FileNotFoundError(f"No SQL file {path}.")
+        raise InputError(f"No SQL file {path}.")
     return split_statements(render_sql(path.read_text(), **values))

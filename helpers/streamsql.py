@@ -15,26 +15,10 @@ import pandas as pd
 from .clients import make_admin
 from .config import Settings, load_settings
 from .rules import BUY_COLUMNS, VARIATION_THRESHOLD, check_variation_threshold
-from .schemas import ALERTS, BUY, VARIATIONS
+from .schemas import BUY
 from .sqlfiles import SQL_DIR, split_statements
-from .stack import flink_connector_jar, stream_engine
 from .topics import consumer_lag, read_topic
-
-KSQL_QUERY_MARK = "CSAS_BUY_STREAM"   # ksqlDB names its persistent query's consumer group after it
-
-
-@dataclass(frozen=True)
-class JoinTopics:
-    """The topics the join reads and writes (tests use prefixed names)."""
-
-    alerts: str = ALERTS
-    variations: str = VARIATIONS
-    buy: str = BUY
-
-    @classmethod
-    def prefixed(cls, prefix: str) -> "JoinTopics":
-        """The same topics with a prefix, e.g. for an isolated test."""
-        return cls(prefix + ALERTS, prefix + VARIATIONS, prefix + BUY)
+from .waiting import wait_until
 
 
 @dataclass
@@ -44,6 +28,7 @@ class StreamSqlRun:
     engine: str
     seconds: float
     handle: Any = None
+    settings: Settings | None = None
 
     def stop(self) -> None:
         """Stop a continuous query (Flink job cancelled; ksqlDB query dropped)."""
@@ -52,7 +37,8 @@ class StreamSqlRun:
         elif self.engine == "ksqldb" and self.handle is not None:
             from .ksqldb import drop_statements
 
-            self.handle.execute(drop_statements())
+            topics = self.settings.topics if self.settings else None
+            self.handle.execute(drop_statements(topics) if topics else drop_statements())
 
     def __str__(self) -> str:
         return f"buy query on {self.engine} in {self.seconds:.1f} s"
@@ -65,50 +51,47 @@ def sql_statement(engine: str, filename: str, index: int = 0) -> str:
 
 
 def run_buy_query(settings: Settings | None = None,
-                  variation_threshold: float = VARIATION_THRESHOLD,
-                  topics: JoinTopics = JoinTopics(), until_caught_up: bool = True,
-                  engine: str | None = None, group_id: str = "workbook-flink-buy",
+                  variation_threshold: float = VARIATION_THRESHOLD, *,
+                  until_caught_up: bool = True, engine: str | None = None,
                   timeout: float = 300) -> StreamSqlRun:
     """Start the buy join; with until_caught_up, return once it has read both inputs to the end."""
     settings = settings or load_settings()
     threshold = check_variation_threshold(variation_threshold)
-    engine = engine or stream_engine(settings)
+    engine = engine or settings.stream_engine
+    topics = settings.topics
     start = time.perf_counter()
     if engine == "flink":
         from .flinksql import FlinkJob
 
-        handle = FlinkJob.start(flink_connector_jar(settings), settings.bootstrap_servers,
-                                variation_threshold=threshold, alerts_topic=topics.alerts,
-                                variations_topic=topics.variations, buy_topic=topics.buy,
-                                group_id=group_id, until_caught_up=until_caught_up, timeout=timeout)
+        handle: Any = FlinkJob.start(settings, threshold, until_caught_up=until_caught_up, timeout=timeout)
     else:
-        from .ksqldb import KsqlClient, create_buy_pipeline
+        from .ksqldb import KsqlClient, create_buy_pipeline, query_group_suffix
 
         handle = KsqlClient(settings.ksqldb_url)
-        create_buy_pipeline(handle, threshold, topics.alerts, topics.variations, topics.buy)
+        query_id = create_buy_pipeline(handle, threshold, topics)
         if until_caught_up:
-            wait_until_caught_up(settings, KSQL_QUERY_MARK, [topics.alerts, topics.variations], timeout)
-    return StreamSqlRun(engine, time.perf_counter() - start, handle)
+            wait_until_caught_up(settings, query_group_suffix(query_id), [topics.alerts, topics.variations],
+                                 timeout)
+    return StreamSqlRun(engine, time.perf_counter() - start, handle, settings)
 
 
-def wait_until_caught_up(settings: Settings, group_mark: str, topics: list[str],
-                         timeout: float) -> None:
-    """Wait until a consumer group whose id contains group_mark has no lag on `topics`."""
+def wait_until_caught_up(settings: Settings, group_suffix: str, topics: list[str], timeout: float) -> None:
+    """Wait until the consumer group whose id ends with `group_suffix` has no lag on `topics`."""
     admin = make_admin(settings)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def caught_up() -> bool:
         groups = [g.group_id for g in admin.list_consumer_groups().result().valid
-                  if group_mark in g.group_id]
-        if groups and all(consumer_lag(admin, g, topics, settings) == 0 for g in groups):
-            return
-        time.sleep(1.0)
-    raise TimeoutError(f"The query's consumer group ({group_mark}) did not catch up "
-                       f"with {', '.join(topics)} within {timeout:.0f} s.")
+                  if g.group_id.endswith(group_suffix)]
+        return bool(groups) and all(consumer_lag(admin, g, topics, settings) == 0 for g in groups)
+
+    wait_until(caught_up, timeout, f"the query's consumer group (…{group_suffix}) to catch up with "
+               f"{', '.join(topics)}", interval=1.0)
 
 
-def read_buy(settings: Settings | None = None, topic: str = BUY) -> pd.DataFrame:
+def read_buy(settings: Settings | None = None, topic: str | None = None) -> pd.DataFrame:
     """The `buy` topic as a DataFrame with exactly the buy columns, in a stable order."""
-    frame = read_topic(topic, schema=BUY, settings=settings)
+    settings = settings or load_settings()
+    frame = read_topic(topic or settings.topics.buy, schema=BUY, settings=settings)
     if frame.empty:
         return pd.DataFrame(columns=BUY_COLUMNS)
     return frame[BUY_COLUMNS].sort_values(["ticker", "alert_ts", "variation_ts"], ignore_index=True)
@@ -122,4 +105,5 @@ def compare_rows(got: pd.DataFrame, expected: pd.DataFrame) -> pd.DataFrame:
 
     both = keyed(got).merge(keyed(expected), how="outer", indicator="side", on=BUY_COLUMNS + ["n"])
     diff = both[both["side"] != "both"].drop(columns="n")
-    return diff.replace({"side": {"left_only": "engine only", "right_only": "reference only"}})
+    sides = {"left_only": "engine only", "right_only": "reference only"}
+    return diff.assign(side=diff["side"].astype(str).map(sides))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Iterable
+from concurrent.futures import Future
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
@@ -17,65 +18,93 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from .clients import make_consumer
 from .config import Settings, load_settings
+from .errors import KafkaOperationError, WaitTimeout
 from .schemas import FIELDS, TOPICS, decode
+from .waiting import wait_until
 
 PARTITIONS = 3
 TOPIC_CONFIG = {"retention.ms": "-1", "cleanup.policy": "delete"}
 SHOWN_CONFIGS = ("retention.ms", "cleanup.policy", "message.timestamp.type", "min.insync.replicas")
+ADMIN_TIMEOUT_S = 60.0
+# errors that go away by themselves: a coordinator or leader still loading or moving
+RETRIABLE = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+             KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.LEADER_NOT_AVAILABLE,
+             KafkaError.NOT_CONTROLLER, KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT,
+             KafkaError._TRANSPORT, KafkaError.NOT_LEADER_FOR_PARTITION}
+
+
+def admin_each(request: Callable[[list[str]], dict[Any, Future]], items: Iterable[str], *,
+               accept: dict[int, str], what: str, timeout: float = ADMIN_TIMEOUT_S) -> dict[str, str]:
+    """Send one admin request for `items`, retrying the items that failed retriably.
+
+    Returns item -> 'ok' or the word `accept` gives its error (for example
+    'exists'); any other error raises KafkaOperationError naming the item.
+    """
+    outcome: dict[str, str] = {}
+    pending, deadline = list(items), time.monotonic() + timeout
+    while pending:
+        retry = []
+        for key, future in request(pending).items():
+            item = getattr(key, "group_id", key)
+            try:
+                future.result()
+                outcome[item] = "ok"
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() in accept:
+                    outcome[item] = accept[error.code()]
+                elif error.code() in RETRIABLE or error.retriable():
+                    if time.monotonic() > deadline:
+                        raise WaitTimeout(f"Could not {what} {item} within {timeout:g} s: "
+                                          f"the broker kept answering {error.name()}.") from None
+                    retry.append(item)
+                else:
+                    raise KafkaOperationError(f"Could not {what} {item}: {error.str()}.") from None
+        pending = retry
+        if pending:
+            time.sleep(0.5)
+    return outcome
 
 
 def ensure_topics(admin: AdminClient, names: Iterable[str] = TOPICS,
                   partitions: int = PARTITIONS) -> dict[str, str]:
     """Create the topics that do not exist yet; return name -> 'created' or 'exists'."""
     names = list(names)
-    new = [NewTopic(n, num_partitions=partitions, replication_factor=1, config=TOPIC_CONFIG) for n in names]
-    outcome = {}
-    for name, future in admin.create_topics(new, request_timeout=30).items():
-        try:
-            future.result()
-            outcome[name] = "created"
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-            outcome[name] = "exists"
+    outcome = admin_each(
+        lambda pending: admin.create_topics([NewTopic(n, num_partitions=partitions, config=TOPIC_CONFIG)
+                                             for n in pending], request_timeout=30),
+        names, accept={KafkaError.TOPIC_ALREADY_EXISTS: "exists"}, what="create topic")
     wait_for_topics(admin, names, present=True)
-    return outcome
+    return {name: "created" if state == "ok" else state for name, state in outcome.items()}
 
 
 def wait_for_topics(admin: AdminClient, names: list[str], present: bool, timeout: float = 30) -> None:
     """Wait until every topic is visible in metadata (present) or gone (not present)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def settled() -> bool:
         known = admin.list_topics(timeout=10).topics
-        if all((n in known and not known[n].error) == present for n in names):
-            return
-        time.sleep(0.2)
-    state = "appear" if present else "disappear"
-    raise TimeoutError(f"Topics {', '.join(names)} did not {state} within {timeout:.0f} s.")
+        return all((n in known and not known[n].error) == present for n in names)
+
+    wait_until(settled, timeout, f"topics {', '.join(names)} to {'appear' if present else 'disappear'}")
 
 
 def delete_topics(admin: AdminClient, names: Iterable[str]) -> list[str]:
     """Delete the topics that exist and wait until they are gone; return their names."""
     existing = set(admin.list_topics(timeout=10).topics)
     names = [n for n in names if n in existing]
-    for future in admin.delete_topics(names, request_timeout=30).values() if names else []:
-        try:
-            future.result()
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise
-    wait_for_topics(admin, names, present=False)
+    if names:
+        admin_each(lambda pending: admin.delete_topics(pending, request_timeout=30), names,
+                   accept={KafkaError.UNKNOWN_TOPIC_OR_PART: "gone"}, what="delete topic")
+        wait_for_topics(admin, names, present=False)
     return names
 
 
 def delete_groups(admin: AdminClient, group_ids: Iterable[str]) -> None:
     """Forget the committed offsets of consumer groups (missing groups are fine)."""
-    for future in admin.delete_consumer_groups(list(group_ids), request_timeout=30).values():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if exc.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
-                raise
+    group_ids = list(group_ids)
+    if group_ids:
+        admin_each(lambda pending: admin.delete_consumer_groups(pending, request_timeout=30), group_ids,
+                   accept={KafkaError.GROUP_ID_NOT_FOUND: "absent", KafkaError.NON_EMPTY_GROUP: "in use"},
+                   what="delete consumer group")
 
 
 def reset_topics(admin: AdminClient, names: Iterable[str] = TOPICS, groups: Iterable[str] = (),
@@ -83,8 +112,7 @@ def reset_topics(admin: AdminClient, names: Iterable[str] = TOPICS, groups: Iter
     """Delete and re-create topics (and forget groups), so a run starts from empty topics."""
     names = list(names)
     delete_topics(admin, names)
-    if groups:
-        delete_groups(admin, groups)
+    delete_groups(admin, groups)
     return ensure_topics(admin, names, partitions)
 
 
@@ -157,7 +185,7 @@ def read_topic(topic: str, schema: str | None = None, settings: Settings | None 
             if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                 ends.pop(msg.partition(), None)
         if ends:
-            raise TimeoutError(f"Reading {topic} did not reach its end within {timeout:.0f} s.")
+            raise WaitTimeout(f"Reading {topic} did not reach its end within {timeout:.0f} s.")
     finally:
         consumer.close()
     return pd.DataFrame(rows)

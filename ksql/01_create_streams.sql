@@ -1,5 +1,7 @@
 -- 01_create_streams.sql: register the two input topics as ksqlDB streams.
 -- Run once per server; IF NOT EXISTS makes a re-run a no-op (with a warning).
+-- Stream names follow the topics (alerts -> alerts_stream, alice.alerts ->
+-- alice_alerts_stream): a pipeline on other topics never reuses these streams.
 --
 -- Fixes of the original project:
 -- * declare only fields the messages carry (no `time`, no numeric `id`):
@@ -14,7 +16,7 @@
 -- Unquoted names are upper-cased by ksqlDB (TS, CLOSE); its JSON reader
 -- matches them to the lower-case fields of our messages.
 
-CREATE STREAM IF NOT EXISTS alerts_stream (
+CREATE STREAM IF NOT EXISTS ${alerts_stream} (
   ticker VARCHAR KEY,
   ts BIGINT,
   close DOUBLE,
@@ -29,7 +31,7 @@ CREATE STREAM IF NOT EXISTS alerts_stream (
   RETENTION_MS=-1
 );
 
-CREATE STREAM IF NOT EXISTS variations_stream (
+CREATE STREAM IF NOT EXISTS ${variations_stream} (
   ticker VARCHAR KEY,
   ts BIGINT,
   variation_ex DOUBLE,

@@ -2,7 +2,9 @@
 -- An alert and a big variation of the same ticker whose event times are at
 -- most 5 minutes apart, in either order, become one `buy` message.
 -- Run it with auto.offset.reset=earliest (helpers.ksqldb passes it) so the
--- query also reads what the router produced before it started.
+-- query also reads what the router produced before it started, and with
+-- processing.guarantee=exactly_once_v2, so it reads committed messages only
+-- (the router's exactly-once mode writes in transactions).
 --
 -- Fixes of the original project:
 -- * the threshold is a fraction, like the variations (0.05 is 5 %);
@@ -28,7 +30,7 @@
 --   (unquoted names would be written as ALERT_TS, CLOSE, ...).
 -- Re-create with another threshold: run 00_drop.sql first.
 
-CREATE STREAM buy_stream WITH (
+CREATE STREAM ${buy_stream} WITH (
   KAFKA_TOPIC='${buy_topic}',
   KEY_FORMAT='KAFKA',
   VALUE_FORMAT='JSON',
@@ -44,8 +46,8 @@ SELECT
   a.close AS `close`,
   v.variation_ex AS `variation_ex`,
   v.variation_in AS `variation_in`
-FROM alerts_stream a
-  INNER JOIN variations_stream v
+FROM ${alerts_stream} a
+  INNER JOIN ${variations_stream} v
     WITHIN 5 MINUTES GRACE PERIOD 1 HOUR
     ON a.ticker = v.ticker
 WHERE ABS(v.variation_ex) > CAST(${variation_threshold} AS DOUBLE)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the running stack (integration tests) and per-test topic names."""
+"""Shared fixtures: the running stack (integration tests) and a namespace of its own per test."""
 import uuid
 
 import pytest
@@ -17,5 +17,21 @@ def settings():
 
 @pytest.fixture
 def prefix():
-    """A unique prefix for the topics and tickers of one test."""
-    return f"t{uuid.uuid4().hex[:10]}_"
+    """A unique name for the topics, groups and tickers of one test."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def isolated(settings, prefix):
+    """The stack's settings in a namespace of this test (its own topics and groups, created empty).
+
+    Every topic of the namespace is deleted afterwards.
+    """
+    from helpers.clients import make_admin
+    from helpers.topics import delete_topics, ensure_topics
+
+    mine = settings.with_namespace(prefix)
+    admin = make_admin(mine)
+    ensure_topics(admin, mine.topics.all)
+    yield mine
+    delete_topics(admin, [t for t in admin.list_topics(timeout=10).topics if t.startswith(mine.prefix)])

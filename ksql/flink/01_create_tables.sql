@@ -8,6 +8,8 @@
 -- scan_bounded_mode: 'latest-offset' reads up to the end the topic had
 -- when the job started, then ends; 'unbounded' runs until cancelled.
 -- CLOSE is a reserved word in Flink SQL (not in ksqlDB): write `close`.
+-- isolation.level=read_committed: Java consumers read uncommitted messages by
+-- default; the router's exactly-once mode writes in transactions.
 
 CREATE TABLE alerts (
   ticker STRING,
@@ -22,6 +24,7 @@ CREATE TABLE alerts (
   'topic' = '${alerts_topic}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'properties.group.id' = '${group_id}',
+  'properties.isolation.level' = 'read_committed',
   'scan.startup.mode' = 'earliest-offset',
   'scan.bounded.mode' = '${scan_bounded_mode}',
   'key.format' = 'raw',
@@ -42,6 +45,7 @@ CREATE TABLE variations (
   'topic' = '${variations_topic}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'properties.group.id' = '${group_id}',
+  'properties.isolation.level' = 'read_committed',
   'scan.startup.mode' = 'earliest-offset',
   'scan.bounded.mode' = '${scan_bounded_mode}',
   'key.format' = 'raw',

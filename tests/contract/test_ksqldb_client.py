@@ -32,7 +32,7 @@ import pytest
 from helpers import ksqldb
 from helpers.ksqldb import KsqlClient, KsqlError, KsqlUnavailable
 from helpers.rules import BUY_COLUMNS, JOIN_WINDOW_MS
-from helpers.schemas import ALERTS, BUY, FIELDS, VARIATIONS
+from helpers.schemas import ALERTS, BUY, FIELDS, VARIATIONS, TopicNames
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ksqldb"
 SQL_TYPES = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE"}
@@ -184,11 +184,19 @@ def test_topics_ksqldb_creates_keep_messages_like_the_workbook_topics():
         [[TOPIC_CONFIG["retention.ms"]]] * 3
 
 
-def test_topic_names_are_placeholders():
-    statements = ksqldb.stream_statements("t1.alerts", "t1.variations")
+def test_topic_names_are_placeholders_and_streams_follow_them():
+    topics = TopicNames.with_prefix("t1.")
+    statements = ksqldb.stream_statements(topics)
     assert "KAFKA_TOPIC='t1.alerts'" in statements[0]
+    assert "CREATE STREAM IF NOT EXISTS t1_alerts_stream (" in statements[0]
     assert "KAFKA_TOPIC='t1.variations'" in statements[1]
-    assert "KAFKA_TOPIC='t1.buy'" in ksqldb.buy_statements(0.05, "t1.buy")[0]
+    assert "CREATE STREAM IF NOT EXISTS t1_variations_stream (" in statements[1]
+    [buy] = ksqldb.buy_statements(0.05, topics)
+    assert "KAFKA_TOPIC='t1.buy'" in buy and "CREATE STREAM t1_buy_stream WITH" in buy
+    assert "FROM t1_alerts_stream a" in buy and "JOIN t1_variations_stream v" in buy
+    assert ksqldb.drop_statements(topics) == ["DROP STREAM IF EXISTS t1_buy_stream;"]
+    # the course's own pipeline keeps its plain names: nothing of t1 is reused
+    assert "CREATE STREAM IF NOT EXISTS alerts_stream (" in ksqldb.stream_statements()[0]
 
 
 def test_buy_output_is_exactly_the_buy_schema():
@@ -307,15 +315,55 @@ def test_error_without_json_body_names_the_status(fake, client):
 def test_create_buy_pipeline_sends_the_rendered_files_in_order(fake, client):
     fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_created.json"))
     fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_buy_created.json"))
-    results = ksqldb.create_buy_pipeline(client, variation_threshold=0.03)
+    query_id = ksqldb.create_buy_pipeline(client, variation_threshold=0.03)
     first, second = (r["body"] for r in fake.requests)
     assert first == {"ksql": "\n".join(ksqldb.stream_statements() + ksqldb.drop_statements()),
                      "streamsProperties": {}}
     assert second == {"ksql": "\n".join(ksqldb.buy_statements(0.03)),
-                      "streamsProperties": ksqldb.EARLIEST,
+                      "streamsProperties": {"ksql.streams.auto.offset.reset": "earliest",
+                                            "ksql.streams.processing.guarantee": "exactly_once_v2"},
                       "commandSequenceNumber": 12}
     assert threshold_in(second["ksql"]) == 0.03
-    assert results[-1]["commandStatus"]["queryId"] == "CSAS_BUY_STREAM_13"
+    assert query_id == "CSAS_BUY_STREAM_13"
+    assert ksqldb.query_group_suffix(query_id) == "query_CSAS_BUY_STREAM_13"
+
+
+STATUS_PATH = "/status/stream/%60BUY_STREAM%60/create"   # the commandId, URL-encoded
+
+
+def test_a_queued_statement_is_awaited_through_the_status_endpoint(fake, client):
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_created.json"))
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_buy_queued.json"))
+    fake.reply("GET", STATUS_PATH, 200, fixture_bytes("status_executing.json"))
+    fake.reply("GET", STATUS_PATH, 200, fixture_bytes("status_success.json"))
+    assert ksqldb.create_buy_pipeline(client) == "CSAS_BUY_STREAM_13"
+    assert fake.paths() == ["POST /ksql", "POST /ksql", f"GET {STATUS_PATH}", f"GET {STATUS_PATH}"]
+
+
+def test_a_queued_statement_that_fails_later_is_an_error(fake, client):
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_buy_queued.json"))
+    fake.reply("GET", STATUS_PATH, 200, fixture_bytes("status_error.json"))
+    with pytest.raises(KsqlError, match="Invalid join condition"):
+        client.execute(ksqldb.buy_statements())
+
+
+def test_a_503_while_ksqldb_catches_up_is_retried(fake, client, monkeypatch):
+    naps = []
+    monkeypatch.setattr(ksqldb.time, "sleep", naps.append)
+    fake.reply("POST", "/ksql", 503, fixture_bytes("ksql_503_waiting.json"))
+    fake.reply("POST", "/ksql", 503, fixture_bytes("ksql_503_waiting.json"))
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_buy_created.json"))
+    [result] = client.execute(ksqldb.buy_statements(), after=12)
+    assert result["commandStatus"]["status"] == "SUCCESS"
+    assert fake.paths() == ["POST /ksql"] * 3 and naps == [0.5, 1.0]
+
+
+def test_a_503_that_lasts_is_an_error_quoting_ksqldb(fake, client, monkeypatch):
+    monkeypatch.setattr(ksqldb.time, "sleep", lambda s: None)
+    fake.reply("POST", "/ksql", 503, fixture_bytes("ksql_503_waiting.json"))
+    with pytest.raises(KsqlError, match="Timed out while waiting for a previous command"):
+        client.execute(ksqldb.buy_statements(), after=12)
+    assert len(fake.requests) == ksqldb.RETRIES_503 + 1
 
 
 @pytest.mark.parametrize("bad", ["0.05; DROP STREAM x", 5])
@@ -323,6 +371,7 @@ def test_bad_threshold_is_refused_before_anything_is_sent(fake, client, bad):
     fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_created.json"))
     with pytest.raises(ValueError):
         ksqldb.create_buy_pipeline(client, variation_threshold=bad)
+
     assert fake.requests == []
 
 

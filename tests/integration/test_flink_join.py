@@ -19,11 +19,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from helpers import flinksql, rules, schemas
+from helpers.clients import make_admin
+from helpers.topics import delete_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
-from helpers.clients import make_admin
-from helpers.stack import flink_connector_jar
-from helpers.topics import delete_topics, ensure_topics
 
 PARTITIONS = 3
 SECOND, MINUTE = 1000, 60_000
@@ -113,13 +112,13 @@ def kafka_bootstrap(settings) -> str:
 @pytest.fixture(scope="session")
 def jar(settings) -> str:
     """The Flink Kafka connector jar resolved by `workbook up`."""
-    return str(flink_connector_jar(settings))
+    return str(settings.flink_connector_jar)
 
 
 @pytest.fixture
 def topics(settings, prefix):
     """Fresh alerts/variations/buy topics (3 partitions, kept forever) named <prefix>*, deleted afterwards."""
-    names = {role: prefix + role for role in (schemas.ALERTS, schemas.VARIATIONS, schemas.BUY)}
+    names = {role: f"{prefix}.{role}" for role in (schemas.ALERTS, schemas.VARIATIONS, schemas.BUY)}
     admin = make_admin(settings)
     ensure_topics(admin, names.values(), partitions=PARTITIONS)   # waits until metadata shows them
     yield names

@@ -15,7 +15,10 @@ from confluent_kafka.admin import NewTopic
 from helpers.clients import make_admin, make_consumer, make_producer
 from helpers.config import PROJECT_ROOT, load_settings
 from helpers.db import make_engine, read_bars, store_bars, candle_prices
-from helpers.stack import StackError, local_up, port_is_free, stack_down, stack_status
+from helpers.errors import StackError
+from helpers.stack import local_up, stack_down, stack_status, stack_up
+from helpers.stack.processes import free_port, port_is_free
+from helpers.topics import reset_topics
 
 pytestmark = pytest.mark.integration
 
@@ -79,21 +82,16 @@ def test_mysql_rows_written_and_read_back_once(settings, prefix):
                          "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 10.0,
                          "vwap": None, "transactions": pd.array([5] * 50, dtype="Int64")})
     try:
-        assert store_bars(engine, bars, progress=False) == 50
-        assert store_bars(engine, bars, progress=False) == 0   # unique (ticker, ts): no duplicates
-        back = read_bars(engine)
+        assert store_bars(engine, bars, "minute", progress=False) == 50
+        assert store_bars(engine, bars, "minute", progress=False) == 0   # unique: no duplicates
+        assert store_bars(engine, bars.head(3), "day", progress=False) == 3   # another timespan
+        back = read_bars(engine, "minute")
         back = back[back["ticker"] == ticker].reset_index(drop=True)
         assert back["ts"].tolist() == bars["ts"].tolist()
         assert back["vwap"].isna().all() and back["transactions"].tolist() == [5] * 50
     finally:
         with engine.begin() as conn:
             conn.execute(candle_prices.delete().where(candle_prices.c.ticker == ticker))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -124,7 +122,10 @@ def processes_using(folder) -> list[str]:
 def test_up_is_idempotent_and_down_leaves_nothing(second_stack):
     s = second_stack
     try:
-        local_up(s)
+        stack_up(s)        # freshly formatted: returns only once groups and transactions work
+        # what notebook 02 does first, at once: forgetting a group needs the group coordinator
+        outcome = reset_topics(make_admin(s), ["pricelist"], groups=["workbook-router"])
+        assert outcome == {"pricelist": "created"}
         local_up(s)   # reuses what runs
         assert all(x.up for x in stack_status(s)[:2])
         assert len([p for p in processes_using(s.state_dir) if "kafka.Kafka" in p]) == 1

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 
 from helpers.produce import bar_message, pause_between
-from helpers.route import RouterTopics, route_bar
+from helpers.route import route_bar
 from helpers.rules import (Thresholds, alerts_frame, buy_signals, check_variation_threshold, is_alert,
                            is_big_variation, to_alert, to_variation, variation_ex, variation_in,
                            variations_frame)
-from helpers.schemas import decode, encode
+from helpers.schemas import TopicNames, decode, encode
 from helpers.sqlfiles import render_sql, split_statements
 
-BAR = {"ticker": "AAPL", "ts": 1_700_000_000_000, "open": 200.0, "high": 210.0, "low": 200.0,
+BAR = {"ticker": "AAPL", "ts": 1_700_000_000_000, "open": 200.0, "high": 210.0, "low": 195.0,
        "close": 196.0, "volume": 1000.0, "vwap": 203.5, "transactions": 12}
 MIN = 60_000
 
@@ -22,7 +22,7 @@ def test_variations_are_fractions():
     assert variation_ex(210.0, 200.0) == pytest.approx(0.05)
     assert variation_in(196.0, 200.0) == pytest.approx(-0.02)
     assert to_variation(BAR) == {"ticker": "AAPL", "ts": BAR["ts"],
-                                 "variation_ex": 210 / 200 - 1, "variation_in": 196 / 200 - 1}
+                                 "variation_ex": 210 / 195 - 1, "variation_in": 196 / 200 - 1}
 
 
 def test_alert_is_strictly_above_the_price():
@@ -101,8 +101,8 @@ def test_route_bar_sends_every_bar_to_variations_and_alerts_above_the_price():
     raw = bar_message(BAR)[1]
     assert [t for t, _ in route_bar(raw, Thresholds(price=195))] == ["variations", "alerts"]
     assert [t for t, _ in route_bar(raw, Thresholds(price=196))] == ["variations"]
-    topics = RouterTopics.prefixed("t_")
-    assert [t for t, _ in route_bar(raw, Thresholds(), topics)] == ["t_variations", "t_alerts"]
+    topics = TopicNames.with_prefix("t.")
+    assert [t for t, _ in route_bar(raw, Thresholds(), topics)] == ["t.variations", "t.alerts"]
 
 
 @pytest.mark.parametrize("raw, reason", [
@@ -111,9 +111,9 @@ def test_route_bar_sends_every_bar_to_variations_and_alerts_above_the_price():
     (b"[1, 2]", "not a JSON object"),
     (json.dumps({**BAR, "close": "high"}).encode(), "'close' must be a number"),
     (json.dumps({k: v for k, v in BAR.items() if k != "low"}).encode(), "'low' is missing"),
-    (json.dumps({**BAR, "low": 0}).encode(), "above 0"),
-    (json.dumps({**BAR, "high": 1.0}).encode(), "high is below low"),
-    (json.dumps({**BAR, "ts": -5}).encode(), "not negative"),
+    (json.dumps({**BAR, "low": 0}).encode(), "bad_price"),
+    (json.dumps({**BAR, "high": 1.0}).encode(), "high_below_low"),
+    (json.dumps({**BAR, "ts": -5}).encode(), "bad_ts"),
     (json.dumps({**BAR, "ts": 1.5}).encode(), "whole number"),
 ])
 def test_malformed_records_become_dead_letters_with_the_reason(raw, reason):

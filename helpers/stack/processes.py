@@ -1,0 +1,116 @@
+"""Processes and ports of the local stack: start a server in the background, find it, stop it.
+
+A pid file holds the pid *and* the process's start time, so a pid that the
+system has since given to another program is never mistaken for our server.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import psutil
+
+from ..errors import StackError
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on host:port."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_answers(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """True when a TCP connection to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_port_free(port: int, service: str, variable: str) -> None:
+    """Raise a clear StackError naming the variable when a port is taken."""
+    if not port_is_free(port):
+        raise StackError(f"Port {port} for {service} is already in use by another program: "
+                         f"stop it, or set {variable} to a free port in .env.")
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on right now (for throw-away clusters and tests)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def running_process(pid_file: Path) -> psutil.Process | None:
+    """The process recorded in `pid_file` if it still runs (same pid, same start time)."""
+    try:
+        record = json.loads(pid_file.read_text())
+        proc = psutil.Process(int(record["pid"]))
+        if abs(proc.create_time() - float(record["started"])) > 1.0:
+            return None            # the pid now belongs to another program
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+        return None
+    return proc
+
+
+def start_detached(args: list[str], log: Path, pid_file: Path,
+                   env: dict[str, str] | None = None) -> psutil.Process:
+    """Start a long-running server in its own session, output to `log`; record it in `pid_file`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 start_new_session=True, env=env)
+    proc = psutil.Process(popen.pid)
+    pid_file.write_text(json.dumps({"pid": proc.pid, "started": proc.create_time()}))
+    return proc
+
+
+def stop_process(pid_file: Path, timeout: float = 30.0) -> int | None:
+    """Terminate the recorded process and its children, kill what lingers; return its pid."""
+    proc = running_process(pid_file)
+    pid_file.unlink(missing_ok=True)
+    if proc is None:
+        return None
+    family = [proc, *proc.children(recursive=True)]
+    for member in family:
+        try:
+            member.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for member in alive:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    return proc.pid
+
+
+def kill_process(pid_file: Path) -> int | None:
+    """SIGKILL the recorded process at once, as a crash would (the pid file stays)."""
+    proc = running_process(pid_file)
+    if proc is None:
+        return None
+    proc.kill()
+    psutil.wait_procs([proc], timeout=10)
+    return proc.pid
+
+
+def log_tail(log: Path, lines: int = 15) -> str:
+    """The last lines of a log file, ready to append to an error message."""
+    if not log.is_file():
+        return ""
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"; last lines of {log}:\n" + "\n".join(tail)

@@ -1,0 +1,206 @@
+"""Probes of every service, common to all stacks: is it up, which version, is it ready?
+
+The only module of the stack that talks to MySQL and ksqlDB. `require_services`
+is what every CLI stage and every notebook's setup cell call first: a service
+that is down is reported in one sentence within seconds, never as a wall of
+client log lines.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from ..config import Settings, mask_url, pom_property
+from ..errors import ServiceUnavailable
+from ..waiting import wait_until
+from .compose import compose_image_tag
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PROBE_TIMEOUT = 3.0
+READY_PROBE = "workbook-ready-probe"   # a group id and transactional id that only probes use
+SERVICES = ("kafka", "mysql", "stream-sql")
+
+
+@dataclass
+class ServiceStatus:
+    """What `workbook status` reports for one service."""
+
+    name: str
+    address: str
+    up: bool
+    version: str = ""
+    hint: str = ""
+    url: str = ""
+
+    def as_dict(self) -> dict:
+        """The JSON form: url only for mysql, hint only when down."""
+        data = asdict(self)
+        if not self.url:
+            data.pop("url")
+        if not self.hint:
+            data.pop("hint")
+        return data
+
+
+def start_hint(settings: Settings) -> str:
+    """How to start the services of this stack."""
+    if settings.stack == "external":
+        return "start your external services (addresses in .env)"
+    return "start the services with `make up` (or `workbook up`)"
+
+
+# --- Kafka -----------------------------------------------------------------------
+
+def kafka_cluster_id(settings: Settings, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """The cluster id when a Kafka broker answers, else None."""
+    from ..clients import make_admin
+
+    admin = make_admin(settings)     # keep a reference: a collected client abandons its futures
+    try:
+        return admin.describe_cluster(request_timeout=timeout).result(timeout + 1).cluster_id
+    except Exception:  # noqa: BLE001 - any failure means 'not answering'
+        return None
+
+
+def kafka_version(settings: Settings) -> str:
+    """The broker's release: from the jars (local) or the compose image (docker)."""
+    if settings.stack == "local":
+        return pom_property("kafka.version")
+    if settings.stack == "docker":
+        return compose_image_tag("apache/kafka")
+    return "unknown (external)"
+
+
+def kafka_not_ready(settings: Settings) -> str:
+    """What Kafka cannot serve yet ('' once it serves everything the notebooks use).
+
+    A broker that answers on its port may still lack its group coordinator
+    (`__consumer_offsets` is created on first use) or its transaction
+    coordinator: notebooks would then fail with NOT_COORDINATOR.
+    """
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import NewTopic
+
+    from ..clients import client_conf, make_admin
+
+    admin = make_admin(settings)
+    checks = {
+        "metadata": lambda: admin.describe_cluster(request_timeout=PROBE_TIMEOUT).result(),
+        "topic admin": lambda: admin.create_topics([NewTopic(READY_PROBE, 1)], validate_only=True,
+                                                   request_timeout=PROBE_TIMEOUT)[READY_PROBE].result(),
+        "the group coordinator": lambda: admin.describe_consumer_groups(
+            [READY_PROBE], request_timeout=PROBE_TIMEOUT)[READY_PROBE].result(),
+        "producer ids and transactions": lambda: Producer(client_conf(
+            settings, {"transactional.id": settings.prefix + READY_PROBE})).init_transactions(PROBE_TIMEOUT),
+    }
+    for what, check in checks.items():
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - the reason is reported, the caller retries
+            if "GROUP_ID_NOT_FOUND" in str(exc) or "TOPIC_ALREADY_EXISTS" in str(exc):
+                continue          # the coordinator answered: there is no such group (or topic)
+            return f"{what} ({exc.args[0] if exc.args else exc})"
+    return ""
+
+
+def wait_kafka_ready(settings: Settings, timeout: float = 120) -> None:
+    """Return once Kafka serves metadata, topic admin, groups and producer ids; else raise."""
+    seen = {"problem": ""}
+
+    def ready() -> bool:
+        seen["problem"] = kafka_not_ready(settings)
+        return not seen["problem"]
+
+    wait_until(ready, timeout, f"Kafka at {settings.bootstrap_servers} to be ready", interval=0.5,
+               detail=lambda: f"; still not ready: {seen['problem']}")
+
+
+def status_kafka(settings: Settings) -> ServiceStatus:
+    """Probe Kafka."""
+    up = kafka_cluster_id(settings) is not None
+    return ServiceStatus("kafka", settings.bootstrap_servers, up, kafka_version(settings) if up else "",
+                         "" if up else f"Kafka does not answer at {settings.bootstrap_servers}: "
+                                       f"{start_hint(settings)}.")
+
+
+# --- MySQL -------------------------------------------------------------------------
+
+def mysql_address(settings: Settings) -> str:
+    """host:port of the database, from its URL."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    return f"{url.host}:{url.port or 3306}"
+
+
+def status_mysql(settings: Settings, show_secrets: bool = False) -> ServiceStatus:
+    """Probe MySQL/MariaDB with the workbook's own credentials."""
+    from ..db import make_engine, server_version
+
+    url, address = settings.database_url, mysql_address(settings)
+    try:
+        version = server_version(make_engine(settings, connect_timeout=int(PROBE_TIMEOUT)))
+        up, hint = True, ""
+    except Exception as exc:  # noqa: BLE001 - any failure means "down", said plainly
+        version, up = "", False
+        code = getattr(getattr(exc, "orig", None), "args", [None])[0]
+        if code == 1045:
+            hint = (f"MySQL at {address} refuses the login of {settings.mysql_user}: check MYSQL_USER "
+                    "and MYSQL_PASSWORD in .env, then run `make up`.")
+        else:
+            hint = f"MySQL does not answer at {address}: {start_hint(settings)}."
+    return ServiceStatus("mysql", address, up, version, hint, url if show_secrets else mask_url(url))
+
+
+# --- stream SQL ----------------------------------------------------------------------
+
+def status_stream_sql(settings: Settings) -> ServiceStatus:
+    """Probe the stream-SQL engine: ksqlDB's /info, or whether PyFlink and its Kafka connector are ready."""
+    if settings.stream_engine == "ksqldb":
+        from ..ksqldb import KsqlClient
+
+        try:
+            info = KsqlClient(settings.ksqldb_url, timeout=PROBE_TIMEOUT).info()
+        except Exception:  # noqa: BLE001 - any failure means "down"
+            return ServiceStatus("stream-sql", settings.ksqldb_url, False, "",
+                                 f"ksqlDB does not answer at {settings.ksqldb_url}: {start_hint(settings)}.")
+        return ServiceStatus("stream-sql", settings.ksqldb_url, True, f"ksqlDB {info.get('version', '?')}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    where = "local Flink per query (PyFlink)"
+    try:
+        flink = version("apache-flink")
+    except PackageNotFoundError:
+        return ServiceStatus("stream-sql", where, False, "", "PyFlink is not installed: run `make setup`.")
+    up = settings.flink_connector_jar.is_file()
+    return ServiceStatus("stream-sql", where, up, f"Flink {flink}" if up else "",
+                         "" if up else "The Flink Kafka connector jar is missing: run `make up`.")
+
+
+# --- all of them ------------------------------------------------------------------------
+
+PROBES = {"kafka": status_kafka, "mysql": status_mysql, "stream-sql": status_stream_sql}
+
+
+def stack_status(settings: Settings, show_secrets: bool = False) -> list[ServiceStatus]:
+    """Status of kafka, mysql and stream-sql."""
+    return [status_kafka(settings), status_mysql(settings, show_secrets), status_stream_sql(settings)]
+
+
+def require_services(settings: Settings, *names: str) -> None:
+    """Raise ServiceUnavailable, in one sentence, for the first of `names` that is down."""
+    for name in names or SERVICES:
+        status = PROBES[name](settings)
+        if not status.up:
+            raise ServiceUnavailable(status.hint, service=name, address=status.address)
+
+
+def status_table(settings: Settings) -> pd.DataFrame:
+    """The status of every service as a small table (00_setup)."""
+    import pandas as pd
+
+    rows = [s.as_dict() for s in stack_status(settings)]
+    table = pd.DataFrame(rows).drop(columns=["hint"], errors="ignore").set_index("name")
+    return table.fillna("")
