@@ -8,12 +8,12 @@ WORKBOOK := $(VENV)/bin/workbook
 INSTALLED := $(VENV)/.installed
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help setup up down status lab run test test-unit test-contract test-integration \
+.PHONY: help setup up down status lab run test lint test-unit test-contract test-integration \
         test-notebooks test-browser bench dashboard clean
 
 help:
 	@echo "make run     set up everything, run every notebook headless into build/, print a summary"
-	@echo "make test    set up what tests need, run unit, contract, integration, notebook and browser tests"
+	@echo "make test    set up what tests need, run lint, unit, contract, integration, notebook and browser tests"
 	@echo "make up | down | status | lab | bench | dashboard | clean"
 
 # --- setup: virtual environment, packages, .env --------------------------------
@@ -41,8 +41,11 @@ down:
 status: setup
 	$(WORKBOOK) status
 
+# JupyterLab refuses to run as root unless told (CI machines, containers, cloud VMs run as root)
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: up
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) notebooks/
 
 # --- the main job ---------------------------------------------------------------
 run: up
@@ -54,6 +57,10 @@ define pytest_strict
 	$(PYTEST) $(1); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests for: $(1)"; exit 1; fi; exit $$rc
 endef
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test-unit: setup
 	$(call pytest_strict,tests/unit -q)
@@ -70,7 +77,7 @@ test-notebooks: up
 test-browser: up
 	$(call pytest_strict,tests/browser -q)
 
-test: test-unit test-contract test-integration test-notebooks test-browser
+test: lint test-unit test-contract test-integration test-notebooks test-browser
 
 bench: up
 	$(PY) -m bench

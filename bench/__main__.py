@@ -12,8 +12,7 @@ import matplotlib
 matplotlib.use("Agg")      # no window: figures are only rendered to PNG
 
 from . import dashboard, throughput  # noqa: E402
-from .report import (RESULTS_PATH, dashboard_table, kafka_table, machine_info,  # noqa: E402
-                     machine_line, write_results)
+from .report import RESULTS_PATH, dashboard_table, kafka_table, machine_info, machine_line, write_results  # noqa: E402
 
 PARTS = ("dashboard", "kafka")
 

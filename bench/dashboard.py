@@ -46,7 +46,7 @@ class Plan:
     stress_repeat: int = 2
 
     @classmethod
-    def quick(cls) -> "Plan":
+    def quick(cls) -> Plan:
         """A smoke check: small sizes, few repetitions."""
         return cls(sizes=QUICK_SIZES, what_if_repeat=2, dashboard_repeat=1, stress_repeat=1)
 
@@ -68,7 +68,8 @@ def bench_what_if(bars: pd.DataFrame, repeat: int) -> dict[str, Any]:
 def bench_stress(bars: pd.DataFrame, repeat: int) -> dict[str, Any]:
     """Wall times of what_if at the sliders' minimums (within a time budget), with the buy join's size."""
     variations = variations_frame(bars)
-    samples, buys = [], 0
+    samples: list[float] = []
+    buys = 0
     while len(samples) < repeat and sum(samples) < STRESS_BUDGET_S:
         result, seconds = timed(what_if, bars, STRESS, variations=variations)
         samples.append(seconds)
@@ -92,7 +93,7 @@ class SliderDriver:
             self.recompute_s.append(seconds)
             return result
 
-        dash.recompute = recompute     # update() calls self.recompute: time it there
+        dash.recompute = recompute  # type: ignore[method-assign]  # update() calls it: time it there
 
     def set(self, control, value, render: bool = False) -> None:
         """Set one control (which recomputes and redraws) unless it already shows `value`."""

@@ -25,7 +25,7 @@ def machine_info() -> dict[str, Any]:
     import pandas
 
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(), "cpu_model": cpu_model(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -108,7 +108,8 @@ def goal_line(goal: dict[str, Any]) -> str:
     state = "met" if goal["met"] else "MISSED"
     stress = "under" if goal["stress_met"] else "NOT under"
     return (f"Goal {state}: recompute of {goal['bars']:,} bars p95 {goal['p95_ms']:.0f} ms "
-            f"(median {goal['median_ms']:.0f} ms) vs {limit}; at the sliders' minimums it is {stress} {limit}.")
+            f"(median {goal['median_ms']:.0f} ms) vs {limit}; "
+            f"at the sliders' minimums it is {stress} {limit}.")
 
 
 def kafka_table(part: dict[str, Any]) -> list[str]:

@@ -13,10 +13,11 @@ import uuid
 from typing import Any
 
 import pandas as pd
+
 from helpers.clients import make_admin
 from helpers.config import Settings, load_settings
 from helpers.produce import replay_bars
-from helpers.route import Router, RouterTopics
+from helpers.route import Router
 from helpers.rules import Thresholds
 from helpers.sources import fetch_synthetic
 from helpers.topics import count_messages, delete_groups, delete_topics, ensure_topics
@@ -44,15 +45,14 @@ def require_kafka(settings: Settings, timeout: float = 3.0) -> None:
                      f"`make up`, or run only `python -m bench dashboard`.")
 
 
-def scratch_topics() -> tuple[RouterTopics, str]:
-    """Prefixed router topics and a group id, unique to this run."""
-    prefix = f"bench.{uuid.uuid4().hex[:12]}."
-    return RouterTopics.prefixed(prefix), prefix + "router"
+def scratch_settings(settings: Settings) -> Settings:
+    """The settings in a namespace of this run: its own topics and router group."""
+    return settings.with_namespace(f"bench{uuid.uuid4().hex[:12]}")
 
 
-def route_timed(settings: Settings, topics: RouterTopics, group_id: str) -> tuple[Any, float]:
+def route_timed(settings: Settings) -> tuple[Any, float]:
     """Route until caught up; return the report and the rate from first to last bar (bars/s)."""
-    router = Router(settings, Thresholds(), topics, group_id)
+    router = Router(settings, Thresholds())
     samples: list[tuple[float, int]] = []
     done = threading.Event()
 
@@ -80,7 +80,7 @@ def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
     return (total - started[1]) / (finished - started[0])
 
 
-def check_counts(bars: pd.DataFrame, replay, route, topics: RouterTopics, settings: Settings) -> None:
+def check_counts(bars: pd.DataFrame, replay, route, settings: Settings) -> None:
     """Raise BenchError unless every bar was replayed, routed and written once."""
     expected = {"replayed": len(bars), "consumed": len(bars), "variations": len(bars),
                 "alerts": int((bars["close"] > Thresholds().price).sum()), "dead letters": 0,
@@ -88,7 +88,7 @@ def check_counts(bars: pd.DataFrame, replay, route, topics: RouterTopics, settin
     actual = {"replayed": replay.delivered, "consumed": route.consumed,
               "variations": route.variations, "alerts": route.alerts,
               "dead letters": route.dead_letters,
-              "variations topic": count_messages(topics.variations, settings)}
+              "variations topic": count_messages(settings.topics.variations, settings)}
     wrong = {k: (actual[k], v) for k, v in expected.items() if actual[k] != v}
     if wrong:
         raise BenchError(f"The Kafka benchmark lost or duplicated messages (got, expected): {wrong}.")
@@ -99,20 +99,21 @@ def run(n_bars: int = BARS, settings: Settings | None = None, log=print) -> dict
     settings = settings or load_settings()
     require_kafka(settings)
     bars = fetch_synthetic(n_tickers=N_TICKERS, n_bars=max(1, n_bars // N_TICKERS), seed=SEED)
-    topics, group_id = scratch_topics()
-    names = [topics.source, topics.variations, topics.alerts, topics.dead_letter]
+    settings = scratch_settings(settings)
+    topics, group_id = settings.topics, settings.group("router")
+    names = list(topics.all)
     admin = make_admin(settings)
     try:
         ensure_topics(admin, names)
-        log(f"replay: {len(bars):,} bars into {topics.source} ...")
-        replay = replay_bars(bars, topic=topics.source, settings=settings, progress=False)
+        log(f"replay: {len(bars):,} bars into {topics.pricelist} ...")
+        replay = replay_bars(bars, settings=settings, progress=False)
         log(f"router: group {group_id} ...")
-        route, steady = route_timed(settings, topics, group_id)
-        check_counts(bars, replay, route, topics, settings)
+        route, steady = route_timed(settings)
+        check_counts(bars, replay, route, settings)
     finally:
         delete_topics(admin, names)
         delete_groups(admin, [group_id])
-    return {"bars": len(bars), "topic": topics.source,
+    return {"bars": len(bars), "topic": topics.pricelist,
             "replay": {"messages": replay.delivered, "seconds": replay.seconds,
                        "messages_per_s": replay.rate},
             "router": {"bars": route.consumed, "seconds": route.seconds,

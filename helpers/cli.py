@@ -198,13 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--tickers", nargs="+", help="tickers to keep or fetch (default: all / AAPL)")
     ingest.add_argument("--start", help="first day, YYYY-MM-DD (massive)")
     ingest.add_argument("--end", help="last day, YYYY-MM-DD (massive)")
-    ingest.add_argument("--timespan", default="day", help="day or minute (sample); minute, hour, day... (massive)")
+    ingest.add_argument("--timespan", default="day",
+                        help="day or minute (sample); minute, hour, day... (massive)")
     ingest.add_argument("--n-tickers", type=int, default=5, help="synthetic tickers")
     ingest.add_argument("--n-bars", type=int, default=1000, help="synthetic bars per ticker")
     ingest.add_argument("--seed", type=int, default=0, help="synthetic random seed")
     ingest.add_argument("--reset", action="store_true", help="empty candle_prices first")
     ingest.set_defaults(func=cmd_ingest)
-    topics = sub.add_parser("topics", help="create pricelist, alerts, variations, buy and the dead-letter topic")
+    topics = sub.add_parser("topics",
+                            help="create pricelist, alerts, variations, buy and the dead-letter topic")
     topics.add_argument("--reset", action="store_true", help="delete and re-create them (empties them)")
     topics.set_defaults(func=cmd_topics)
     replay = sub.add_parser("replay", help="replay candle_prices into pricelist")

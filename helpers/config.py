@@ -97,9 +97,10 @@ def pom_property(name: str) -> str:
     """A <properties> value of stack/pom.xml, the single source of the local stack's versions."""
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     node = ET.parse(POM).getroot().find(f"m:properties/m:{name}", ns)
-    if node is None or not (node.text or "").strip():
+    value = (node.text or "").strip() if node is not None else ""
+    if not value:
         raise ConfigError(f"stack/pom.xml has no <{name}> property.")
-    return node.text.strip()
+    return value
 
 
 def docker_engine_answers(timeout: float = 5.0) -> bool:

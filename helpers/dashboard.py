@@ -14,10 +14,10 @@ from IPython.core.pylabtools import print_figure
 from IPython.display import display
 from matplotlib.figure import Figure
 
+from .errors import InputError
 from .plots import figure_and_axes, plot_counts, plot_prices, plot_variations
 from .rules import VARIATION_THRESHOLD, Thresholds, variations_frame
 from .schemas import ALERTS, BUY, PRICELIST
-from .errors import InputError
 from .whatif import WhatIf, sweep, what_if
 
 ALL = "all tickers"
@@ -55,7 +55,8 @@ class Dashboard:
         days = pd.to_datetime(self.bars["ts"], unit="ms", utc=True).dt.normalize().unique()
         low, high = self.bars["close"].min(), self.bars["close"].max()
         self.price = widgets.FloatSlider(value=thresholds.price, min=max(1.0, np.floor(low * 0.8)),
-                                         max=max(np.ceil(high * 1.2), thresholds.price), step=1, description="price ($)", continuous_update=False,
+                                         max=max(np.ceil(high * 1.2), thresholds.price), step=1,
+                                         description="price ($)", continuous_update=False,
                                          readout_format=".0f", layout={"width": "420px"})
         self.variation = widgets.FloatSlider(value=thresholds.variation, min=0.005, max=0.20, step=0.001,
                                              description="variation", readout_format=".1%",
@@ -75,9 +76,10 @@ class Dashboard:
         for control in (self.price, self.variation, self.ticker, self.period):
             control.observe(lambda change: self.update(), names="value")
         self.settings = settings
-        self.apply_button = widgets.Button(description="Apply to the pipeline", icon="play",
-                                           tooltip="re-run replay, router and stream SQL with these thresholds",
-                                           layout={"width": "220px", "display": "" if settings else "none"})
+        self.apply_button = widgets.Button(
+            description="Apply to the pipeline", icon="play",
+            tooltip="re-run replay, router and stream SQL with these thresholds",
+            layout={"width": "220px", "display": "" if settings else "none"})
         self.apply_button.on_click(lambda button: self.apply())
         self.applied = widgets.HTML()
         self.controls = widgets.VBox([widgets.HBox([self.price, self.variation]),
@@ -129,8 +131,8 @@ class Dashboard:
             counts = apply_to_pipeline(self.bars, t, self.settings)
         finally:
             self.apply_button.disabled = False
-        self.applied.value = (f"pipeline now at ${t.price:g}, {t.variation:.1%}: "
-                              f"<b>{counts['alerts']:,}</b> alerts, <b>{counts['buy']:,}</b> buys in the topics")
+        self.applied.value = (f"pipeline now at ${t.price:g}, {t.variation:.1%}: <b>{counts['alerts']:,}"
+                              f"</b> alerts, <b>{counts['buy']:,}</b> buys in the topics")
         return counts
 
     def show(self) -> None:

@@ -9,8 +9,23 @@ and are read back one timespan at a time: a pipeline runs on one timespan.
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import (BigInteger, Column, Double, Engine, Integer, MetaData, String, Table,
-                        UniqueConstraint, create_engine, func, inspect, insert, select, text)
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 
 from .config import Settings, load_settings
 from .errors import InputError

@@ -111,9 +111,9 @@ class FlinkRun:
         try:
             return self.result.get_job_client().get_job_status().result().name
         except Py4JJavaError:      # the local cluster shuts down as soon as its job ends
-            return self.wait().final_status    # raises StreamSqlError when the job failed
+            return self.wait().final_status or "FINISHED"    # raises StreamSqlError if it failed
 
-    def wait(self) -> "FlinkRun":
+    def wait(self) -> FlinkRun:
         """Block until a bounded job ends (raises if it failed), then record wall time and RSS."""
         from py4j.protocol import Py4JJavaError
 
@@ -225,6 +225,7 @@ class FlinkJob:
 
     def _read_event(self, wanted: str, timeout: float) -> dict[str, Any]:
         """Read the child's JSON lines until `wanted`; raise with its error when it dies first."""
+        assert self.proc.stdout is not None        # started with stdout=PIPE
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
@@ -237,7 +238,8 @@ class FlinkJob:
                 continue
             if ready or self.proc.poll() is not None:
                 self.proc.wait()
-                tail = [l for l in self.log.read_text().splitlines() if l.strip()][-1:] or ["no message"]
+                lines = [line for line in self.log.read_text().splitlines() if line.strip()]
+                tail = lines[-1:] or ["no message"]
                 raise StreamSqlError(f"The Flink job process ended (exit {self.proc.returncode}) "
                                      f"before it was {wanted}: {tail[0]}")
         self.stop()
@@ -252,7 +254,7 @@ class FlinkJob:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        for line in self.proc.stdout:
+        for line in self.proc.stdout or ():
             self.stats.update(json.loads(line))
 
     def __str__(self) -> str:

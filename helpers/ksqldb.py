@@ -12,10 +12,12 @@ threshold only after `rules.check_variation_threshold` has accepted it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
@@ -72,7 +74,7 @@ class KsqlClient:
         self.timeout = timeout
         self.session = session or requests.Session()
 
-    def __enter__(self) -> "KsqlClient":
+    def __enter__(self) -> KsqlClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -201,7 +203,7 @@ class KsqlClient:
             if isinstance(item, dict):  # an error object written mid-stream
                 raise KsqlError(f"ksqlDB stopped the query `{short(sql)}`: "
                                 f"{item.get('message', item)}", error_code=item.get("error_code"))
-            rows.append(dict(zip(names, item)))
+            rows.append(dict(zip(names, item, strict=False)))
             if (limit is not None and len(rows) >= limit) or time.monotonic() >= deadline:
                 finished = False
                 break
@@ -213,10 +215,8 @@ class KsqlClient:
 
     def _close_quietly(self, query_id: str) -> None:
         """Close a push query; closing our connection ends it anyway if this fails."""
-        try:
+        with contextlib.suppress(KsqlError):
             self.close_query(query_id)
-        except KsqlError:
-            pass
 
     def close_query(self, query_id: str) -> None:
         """End a running push query (`POST /close-query`)."""
@@ -293,8 +293,9 @@ def create_buy_pipeline(client: KsqlClient, variation_threshold: float = VARIATI
     for result in created:
         status = result.get("commandStatus", {})
         match = re.search(r"query with ID (\w+)", status.get("message", ""))
-        if status.get("queryId") or match:
-            return status.get("queryId") or match.group(1)
+        query_id = status.get("queryId") or (match.group(1) if match else None)
+        if query_id:
+            return query_id
     raise KsqlError("ksqlDB created the buy stream but named no query id.")
 
 

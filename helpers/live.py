@@ -26,7 +26,7 @@ from .produce import replay_bars
 from .route import Router
 from .rules import Thresholds
 from .schemas import decode
-from .streamsql import run_buy_query
+from .streamsql import StreamSqlRun, run_buy_query
 from .topics import reset_topics, topic_counts
 from .whatif import what_if
 
@@ -40,7 +40,7 @@ class LivePipeline:
         self.settings = settings or load_settings()
         self.rate = rate
         self.router: Router | None = None
-        self.query = None
+        self.query: StreamSqlRun | None = None
         self._threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
         self.replayed = threading.Event()
@@ -128,7 +128,7 @@ class LiveView:
         self.pipeline = pipeline
         t = pipeline.settings.topics
         self.schemas = {t.pricelist: "pricelist", t.alerts: "alerts", t.buy: "buy"}
-        self.frames = {topic: [] for topic in self.schemas}
+        self.frames: dict[str, list[dict]] = {topic: [] for topic in self.schemas}
         self.consumer = make_consumer(f"workbook-live-{uuid.uuid4().hex[:8]}", pipeline.settings)
         parts = []
         for topic in self.schemas:

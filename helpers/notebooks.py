@@ -1,6 +1,7 @@
 """Run the notebook sequence headless (`make run`), writing executed copies to build/."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def failure(exc: Exception) -> str:
         return "a cell ran out of time"
     if isinstance(exc, DeadKernelError):
         return "the kernel died"
-    lines = str(exc).strip().splitlines()
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()     # no colour codes
     return lines[-1] if lines else type(exc).__name__
 
 
@@ -44,7 +45,9 @@ def run_notebooks(output: Path, names: list[str] | None = None, timeout: int = 9
         start = time.perf_counter()
         error = ""
         try:
-            client.execute(env=child_env(WORKBOOK_PROGRESS="0"))
+            # the kernel's own stderr (a warning about its local TCP sockets) goes to a log file
+            with open(output / "kernels.log", "a") as log:
+                client.execute(env=child_env(WORKBOOK_PROGRESS="0"), stderr=log)
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
             error = failure(exc)
         seconds = time.perf_counter() - start

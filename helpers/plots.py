@@ -4,12 +4,14 @@ Sized and labelled for a projector: large fonts, titles, axes with units.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
-STYLE = {"figure.figsize": (10, 4.5), "font.size": 13, "axes.titlesize": 15,
+STYLE: dict[str, Any] = {"figure.figsize": (10, 4.5), "font.size": 13, "axes.titlesize": 15,
          "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100}
 TOPIC_COLORS = {"pricelist": "tab:blue", "variations": "tab:purple", "alerts": "tab:orange",
                 "buy": "tab:green", "pricelist.dlq": "tab:red"}
@@ -27,7 +29,7 @@ def thin(frame: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
 
 def use_style() -> None:
     """Apply the workbook's plot style (call once in a notebook's setup cell)."""
-    plt.rcParams.update(STYLE)
+    plt.style.use(STYLE)
 
 
 def to_datetime(ts: pd.Series):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -43,7 +44,7 @@ class ReplayReport:
 
 def bar_message(bar: Mapping[str, Any]) -> tuple[bytes, bytes, int]:
     """(key, value, timestamp_ms) of one bar's `pricelist` message."""
-    value = {}
+    value: dict[str, Any] = {}
     for name in FIELDS[PRICELIST]:
         item = bar.get(name)
         if item is None or (isinstance(item, float) and math.isnan(item)) or item is pd.NA:
@@ -75,8 +76,10 @@ def replay_bars(bars: pd.DataFrame, topic: str | None = None, settings: Settings
     the namespace's `pricelist` unless given.
     """
     for name, value in (("speed", speed), ("rate", rate)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise InputError(f"{name} must be a positive number (or None for as fast as possible), got {value!r}.")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or value <= 0):
+            raise InputError(f"{name} must be a positive number (or None for as fast as possible), "
+                             f"got {value!r}.")
     settings = settings or load_settings()
     topic = topic or settings.topics.pricelist
     progress = settings.progress if progress is None else progress
@@ -91,10 +94,11 @@ def replay_bars(bars: pd.DataFrame, topic: str | None = None, settings: Settings
     producer = make_producer(settings)
     ordered = bars.sort_values(["ts", "ticker"], kind="stable")
     start, previous_ts = time.perf_counter(), None
+    wait: float
     with progress_bar(total=len(ordered), desc=f"replaying into {topic}", unit="msg",
                       enabled=progress) as bar:
         for sent, record in enumerate(ordered.to_dict("records")):
-            key, value, ts = bar_message(record)
+            key, message, ts = bar_message(record)
             wait = pause_between(previous_ts, ts, speed)
             if rate:
                 wait = max(wait, start + sent / rate - time.perf_counter())
@@ -102,7 +106,7 @@ def replay_bars(bars: pd.DataFrame, topic: str | None = None, settings: Settings
                 producer.poll(0)
                 time.sleep(wait)
             previous_ts = ts
-            send(producer, topic, value, key, ts, on_delivery)
+            send(producer, topic, message, key, ts, on_delivery)
             bar.update()
         remaining = producer.flush(60)
     report = ReplayReport(outcome["delivered"], outcome["failed"] + remaining,

@@ -157,7 +157,8 @@ class Router:
 
     def _commit_transaction(self) -> None:
         """Exactly-once: the batch's outputs and input offsets, committed in one transaction."""
-        self.producer.send_offsets_to_transaction(self._offsets(), self.consumer.consumer_group_metadata(), 30)
+        group = self.consumer.consumer_group_metadata()
+        self.producer.send_offsets_to_transaction(self._offsets(), group, 30)
         self.producer.commit_transaction(60)
         self._done.clear()
 

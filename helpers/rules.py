@@ -11,8 +11,9 @@ bar became a "big" variation.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -136,7 +137,7 @@ def buy_signals(alerts: pd.DataFrame, variations: pd.DataFrame,
                                       check_variation_threshold(variation_threshold))]
     if alerts.empty or big.empty:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-            BUY_COLUMNS, ["object", "int64", "int64", "float64", "float64", "float64"])})
+            BUY_COLUMNS, ["object", "int64", "int64", "float64", "float64", "float64"], strict=True)})
     codes = pd.Index(pd.unique(np.concatenate([alerts["ticker"].to_numpy(object),
                                                big["ticker"].to_numpy(object)])))
     a_key = (codes.get_indexer(alerts["ticker"]).astype(np.int64) << _TS_BITS) \

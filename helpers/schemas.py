@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import astuple, dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .errors import SchemaError
 
@@ -91,6 +92,7 @@ FIELDS: dict[str, dict[str, tuple[type, str]]] = {
 }
 
 NULLABLE = {"vwap", "transactions"}
+MAX_VALUE_BYTES = 16 * 1024     # a message is a few hundred bytes; anything this large is not ours
 BAR_COLUMNS = list(FIELDS[PRICELIST])   # a bar: in MySQL, in a DataFrame, in a pricelist message
 
 
@@ -107,9 +109,11 @@ def decode(topic: str, raw: bytes | None, *, finite: bool = True) -> dict[str, A
     """
     if raw is None:
         raise SchemaError("the message has no value")
+    if len(raw) > MAX_VALUE_BYTES:
+        raise SchemaError(f"the value has {len(raw):,} bytes, more than a message of this topic can have")
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:     # bad UTF-8 or JSON, a number of 5,000 digits...
         raise SchemaError(f"the value is not JSON ({exc.__class__.__name__})") from None
     if not isinstance(value, dict):
         raise SchemaError("the value is not a JSON object")
@@ -127,6 +131,9 @@ def decode(topic: str, raw: bytes | None, *, finite: bool = True) -> dict[str, A
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 raise SchemaError(f"field {name!r} must be a number")
             if not math.isfinite(item):
+                if name in NULLABLE and math.isnan(item):
+                    out[name] = None                 # NaN: an optional value that is absent
+                    continue
                 if finite:
                     raise SchemaError(f"field {name!r} must be finite")
                 out[name] = float(item)
@@ -138,7 +145,7 @@ def decode(topic: str, raw: bytes | None, *, finite: bool = True) -> dict[str, A
     return out
 
 
-def schema_table(topic: str) -> "pd.DataFrame":
+def schema_table(topic: str) -> pd.DataFrame:
     """The documented fields of a topic as a small table (03_producing)."""
     import pandas as pd
 

@@ -17,8 +17,10 @@ import json
 import math
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -166,7 +168,7 @@ def fetch_synthetic(n_tickers: int = 5, n_bars: int = 1_000, *, seed: int = 0,
     volume = np.round(rng.lognormal(9.0, 0.8, shape) * (1 + 9 * jumps))
     trade_size = rng.uniform(60.0, 160.0, n_tickers)
     transactions = np.maximum(1, np.round(volume / trade_size)).astype(np.int64)
-    ts = to_ms(start) + np.arange(n_bars, dtype=np.int64) * interval_ms
+    ts = int(to_ms(start) or 0) + np.arange(n_bars, dtype=np.int64) * interval_ms
     names = np.array(synthetic_tickers(n_tickers), dtype=object)
     return pd.DataFrame({
         "ticker": np.tile(names, n_bars),
@@ -215,24 +217,57 @@ def require_api_key(api_key: str | None = None) -> str:
     return key
 
 
-def make_massive_client(api_key: str, limiter: RateLimiter | None, *,
-                        base_url: str | None = None, retries: int = 3):
-    """A massive.RESTClient whose every request, next_url pages included, waits for `limiter`."""
+class MalformedAnswer(Exception):
+    """Massive answered 200 with a body that is not JSON (the client would return [])."""
+
+
+def make_massive_client(api_key: str, limiter: RateLimiter | None, *, base_url: str | None = None,
+                        retries: int = 3, timeout: float = 10.0):
+    """A massive.RESTClient whose every request waits for `limiter`: pages, and retries too.
+
+    The client's own retries (429 and 5xx answers, time-outs) happen inside
+    urllib3, below the client's `_get`: they pace themselves through
+    `PacedRetry.sleep`, so a retry never breaks the rate limit either.
+    """
     from massive import RESTClient
     from massive.rest import BASE
+    from urllib3.util.retry import Retry
+
+    class PacedRetry(Retry):
+        """urllib3's retry, waiting for the rate limiter after its own back-off."""
+
+        def sleep(self, response=None) -> None:
+            super().sleep(response)
+            if limiter is not None:
+                limiter.wait()
 
     class PacedClient(RESTClient):
-        """RESTClient that paces its requests (the client's own _get sends each one)."""
+        """RESTClient that paces its requests and refuses a non-JSON answer."""
 
         def _get(self, *args, **kwargs):
             if limiter is not None:
                 limiter.wait()
             return super()._get(*args, **kwargs)
 
+        def _decode(self, resp):
+            try:
+                return super()._decode(resp)
+            except ValueError:
+                raise MalformedAnswer() from None
+
         def __repr__(self) -> str:
             return f"PacedClient(base={self.BASE!r})"
 
-    return PacedClient(api_key=api_key, base=base_url or BASE, retries=retries)
+    retry = PacedRetry(total=retries, status_forcelist=[429, 500, 502, 503, 504], backoff_factor=0.5,
+                       allowed_methods=["GET"], raise_on_status=False)
+    return PacedClient(api_key=api_key, base=base_url or BASE, retries=retries, connect_timeout=timeout,
+                       read_timeout=timeout, connection_pool_kw={"retries": retry})
+
+
+@cache
+def shared_limiter() -> RateLimiter:
+    """One limiter for the whole process: back-to-back fetches share the free plan's 5 per minute."""
+    return RateLimiter()
 
 
 def scrub(text: str, secret: str) -> str:
@@ -277,27 +312,33 @@ def massive_bound(value: Any, *, end: bool) -> str | int:
         return value.isoformat()
     if isinstance(value, str) and len(value) == 10:
         return value
-    return to_ms(value, end=end)
+    ms = to_ms(value, end=end)
+    if ms is None:
+        raise InputError("Massive needs a start and an end date.")
+    return ms
 
 
 def fetch_massive(tickers: str | Iterable[str] = "AAPL", start: Any = None, end: Any = None, *,
                   timespan: str = "minute", multiplier: int = 1, adjusted: bool = True,
                   api_key: str | None = None, base_url: str | None = None,
-                  limiter: RateLimiter | None = None, retries: int = 3,
+                  limiter: RateLimiter | None = None, retries: int = 3, timeout: float = 10.0,
                   progress: bool = False) -> pd.DataFrame:
     """Aggregate bars from Massive (formerly Polygon.io), one paginated list_aggs per ticker.
 
     Dates are inclusive New York trading days; by default the last 7 days up to
-    today. Requests wait for `limiter` (default: the free plan's 5 per minute,
-    pages included); the client itself retries 429 and 5xx answers.
-    The rows are returned as sent, unvalidated: pass them to validate_bars.
+    today. Requests wait for `limiter` (default: one limiter per process at the
+    free plan's 5 per minute, pages and retries included); 429 and 5xx answers
+    and time-outs are retried. Any failure raises SourceError and returns
+    nothing: no partial batch. The rows are returned as sent, unvalidated:
+    pass them to validate_bars.
     """
     key = require_api_key(api_key)
-    symbols = ticker_list(tickers)
+    symbols = ticker_list(tickers) or []
     end = end if end is not None else dt.date.today()
     start = start if start is not None else to_date(end) - dt.timedelta(days=7)
-    limiter = limiter if limiter is not None else RateLimiter()
-    client = make_massive_client(key, limiter, base_url=base_url, retries=retries)
+    limiter = limiter if limiter is not None else shared_limiter()
+    client = make_massive_client(key, limiter, base_url=base_url or load_settings().massive_base_url or None,
+                                 retries=retries, timeout=timeout)
     rows: list[tuple] = []
     for ticker in progress_iter(symbols, progress, desc="massive"):
         rows += fetch_massive_ticker(client, key, ticker, multiplier, timespan,
@@ -320,6 +361,8 @@ def fetch_massive_ticker(client, key: str, ticker: str, multiplier: int, timespa
         detail = describe_failure(exc, key)
     except urllib3.exceptions.HTTPError as exc:
         detail = f"no answer after retries ({describe_failure(exc, key)})"
+    except MalformedAnswer:
+        detail = "the answer is not JSON"
     raise SourceError(f"Massive request for {ticker} failed: {detail}.")
 
 
@@ -341,7 +384,8 @@ def progress_iter(items: list[str], progress: bool, desc: str) -> Iterable[str]:
 
 # --- one entry point ----------------------------------------------------------
 
-FETCHERS = {"sample": fetch_sample, "synthetic": fetch_synthetic, "massive": fetch_massive}
+FETCHERS: dict[str, Callable[..., pd.DataFrame]] = {
+    "sample": fetch_sample, "synthetic": fetch_synthetic, "massive": fetch_massive}
 
 
 def fetch_bars(source: str = "sample", **options: Any) -> pd.DataFrame:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
@@ -137,7 +138,12 @@ def watermarks(consumer, topic: str) -> dict[int, tuple[int, int]]:
 
 
 def count_messages(topic: str, settings: Settings | None = None) -> int:
-    """Messages in a topic, from its partitions' low and high watermarks."""
+    """Messages in a topic, from its partitions' low and high watermarks.
+
+    These are offsets: a topic written in transactions (the router's
+    exactly-once mode) also spends one on each commit marker. Count such a
+    topic by reading it (`len(read_topic(...))`).
+    """
     consumer = make_consumer(f"workbook-count-{uuid.uuid4().hex[:8]}", settings)
     try:
         return sum(high - low for low, high in watermarks(consumer, topic).values())
@@ -151,6 +157,12 @@ def topic_counts(names: Iterable[str] = TOPICS, settings: Settings | None = None
     return pd.Series({n: count_messages(n, settings) for n in names}, name="messages")
 
 
+def schema_of(topic: str) -> str:
+    """The schema name of a topic, in any namespace: 'alice.alerts' -> 'alerts'."""
+    matches = [t for t in TOPICS if topic == t or topic.endswith("." + t)]
+    return max(matches, key=len) if matches else topic
+
+
 def decode_any(schema: str, msg) -> dict:
     """A message value decoded by its schema, or raw JSON plus headers (dead letters)."""
     if schema in FIELDS:
@@ -161,30 +173,32 @@ def decode_any(schema: str, msg) -> dict:
 
 def read_topic(topic: str, schema: str | None = None, settings: Settings | None = None,
                timeout: float = 30.0) -> pd.DataFrame:
-    """Every message of a topic, from the start to its current end, as a DataFrame.
+    """Every committed message of a topic, from the start to its current end, as a DataFrame.
 
     Reads each partition up to its end and stops (no group offsets are
     committed). Values are decoded with the schema named `schema` (default:
-    the topic's own name); columns partition, offset and key come first.
+    the topic's own, namespace left out); columns partition, offset and key
+    come first. Messages of aborted transactions are skipped.
     """
     consumer = make_consumer(f"workbook-reader-{uuid.uuid4().hex[:8]}", settings)
+    schema = schema or schema_of(topic)
     rows = []
     try:
-        ends = {p: high for p, (low, high) in watermarks(consumer, topic).items() if high > low}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        pending = {p for p, (low, high) in watermarks(consumer, topic).items() if high > low}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
         deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
-                continue
-            if msg.error():
-                raise KafkaException(msg.error())
-            rows.append({"partition": msg.partition(), "offset": msg.offset(),
-                         "key": msg.key().decode() if msg.key() else None,
-                         **decode_any(schema or topic, msg)})
-            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                ends.pop(msg.partition(), None)
-        if ends:
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                error = msg.error()
+                if error and error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())      # at the end (after any commit markers)
+                    continue
+                if error:
+                    raise KafkaOperationError(f"Reading {topic} failed: {error.str()}.")
+                rows.append({"partition": msg.partition(), "offset": msg.offset(),
+                             "key": msg.key().decode(errors="replace") if msg.key() else None,
+                             **decode_any(schema, msg)})
+        if pending:
             raise WaitTimeout(f"Reading {topic} did not reach its end within {timeout:.0f} s.")
     finally:
         consumer.close()

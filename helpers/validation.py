@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -55,7 +56,8 @@ def bar_problem(bar: Mapping[str, Any], now: int | None = None) -> str:
         return "missing_field"
     if not isinstance(bar["ticker"], str) or not TICKER.fullmatch(bar["ticker"]):
         return "bad_ticker"
-    if not 0 <= bar["ts"] <= (now_ms() if now is None else now) + MAX_AHEAD_MS:
+    latest = (now_ms() if now is None else now) + MAX_AHEAD_MS
+    if not 0 <= bar["ts"] <= latest:
         return "bad_ts"
     open_, high, low, close = (bar[name] for name in PRICES)
     if not all(0 < p < math.inf for p in (open_, high, low, close)):
@@ -65,7 +67,8 @@ def bar_problem(bar: Mapping[str, Any], now: int | None = None) -> str:
     if not (low <= open_ <= high and low <= close <= high):
         return "outside_range"
     transactions = bar.get("transactions")
-    if not 0 <= bar["volume"] < math.inf or (not missing(transactions) and not 0 <= transactions < MAX_COUNT):
+    counts = [bar["volume"]] + ([] if missing(transactions) else [transactions])
+    if not all(0 <= count < MAX_COUNT for count in counts):
         return "bad_volume"
     if not (math.isfinite(high / low) and math.isfinite(close / open_)):
         return "not_finite"

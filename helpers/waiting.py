@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from .errors import WaitTimeout
 
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str, *, interval: float = 0.2,
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, *, interval: float = 0.2,
                detail: Callable[[], str] | None = None) -> T:
     """Call `check()` until it returns something truthy and return that, else raise WaitTimeout.
 

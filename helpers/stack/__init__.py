@@ -17,8 +17,15 @@ from .compose import compose
 from .kafka import LocalKafka, resolve_jars
 from .mariadb import LocalMariaDB
 from .prereqs import ensure_programs, say
-from .status import (ServiceStatus, kafka_cluster_id, kafka_version, require_services, stack_status,
-                     status_table, wait_kafka_ready)
+from .status import (
+    ServiceStatus,
+    kafka_cluster_id,
+    kafka_version,
+    require_services,
+    stack_status,
+    status_table,
+    wait_kafka_ready,
+)
 
 __all__ = ["ServiceStatus", "StackError", "kafka_cluster_id", "kafka_version", "require_services",
            "stack_down", "stack_status", "stack_up", "status_table"]

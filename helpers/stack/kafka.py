@@ -139,9 +139,9 @@ class LocalKafka:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         for node in self.nodes:
             shutil.rmtree(node.data, ignore_errors=True)
-            result = subprocess.run([*self._java(node), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                     "-c", str(node.root / "server.properties")],
-                                    capture_output=True, text=True)
+            args = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                    "-c", str(node.root / "server.properties")]
+            result = subprocess.run([*self._java(node), *args], capture_output=True, text=True)
             if result.returncode != 0:
                 raise StackError(f"Formatting Kafka node {node.node_id} failed: "
                                  f"{(result.stderr or result.stdout).strip()[-500:]}")

@@ -66,7 +66,8 @@ class LocalMariaDB:
                  "--auth-root-authentication-method=socket", "--skip-test-db"],
                 capture_output=True, text=True)
             if result.returncode != 0:
-                raise StackError("mariadb-install-db failed:\n" + result.stdout[-1500:] + result.stderr[-1500:])
+                raise StackError("mariadb-install-db failed:\n"
+                                 + result.stdout[-1500:] + result.stderr[-1500:])
         say(f"Starting MariaDB on 127.0.0.1:{self.port}...")
         start_detached([find_program("mariadbd") or "mariadbd", "--no-defaults", f"--datadir={self.data}",
                         f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",

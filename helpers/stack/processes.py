@@ -5,6 +5,7 @@ system has since given to another program is never mistaken for our server.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -84,16 +85,12 @@ def stop_process(pid_file: Path, timeout: float = 30.0) -> int | None:
         return None
     family = [proc, *proc.children(recursive=True)]
     for member in family:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             member.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(family, timeout=timeout)
     for member in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             member.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=5)
     return proc.pid
 

@@ -254,9 +254,8 @@ def test_unreachable_server_says_where_and_how_to_start_it():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with KsqlClient(f"http://127.0.0.1:{port}", timeout=2.0) as c:
-        with pytest.raises(KsqlUnavailable) as err:
-            c.info()
+    with KsqlClient(f"http://127.0.0.1:{port}", timeout=2.0) as c, pytest.raises(KsqlUnavailable) as err:
+        c.info()
     assert f"http://127.0.0.1:{port}" in str(err.value)
     assert "make up" in str(err.value)
 
@@ -446,3 +445,21 @@ def test_close_query_of_an_unknown_id_is_an_error(fake, client):
     fake.reply("POST", "/close-query", 400, json.dumps(body).encode())
     with pytest.raises(KsqlError, match="rejected closing query transient_X: No query with id"):
         client.close_query("transient_X")
+
+
+# --- the workbook's status of the stream-SQL engine ---------------------------------
+
+def test_status_names_the_ksqldb_version(fake, tmp_path):
+    from helpers.config import load_settings
+    from helpers.stack.status import status_stream_sql
+
+    fake.reply("GET", "/info", 200, fixture_bytes("info.json"))
+    settings = load_settings({"WORKBOOK_STACK": "external", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                              "DATABASE_URL": "mysql+pymysql://u:p@127.0.0.1:1/x", "KSQLDB_URL": fake.url},
+                             dotenv=tmp_path / ".env")
+    status = status_stream_sql(settings)
+    version = json.loads(fixture_bytes("info.json"))["KsqlServerInfo"]["version"]
+    assert (status.up, status.version, status.address) == (True, f"ksqlDB {version}", fake.url)
+    fake.httpd.shutdown()
+    down = status_stream_sql(settings)
+    assert not down.up and down.hint.startswith(f"ksqlDB does not answer at {fake.url}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -41,7 +42,7 @@ class FakeClock:
 def test_rate_limiter_lets_five_through_then_waits_for_the_window():
     clock = FakeClock()
     limiter = sources.RateLimiter(5, 60.0, clock=clock, sleep=clock.sleep)
-    for i in range(5):
+    for _ in range(5):
         assert limiter.wait() == 0.0
         clock.now += 1.0
     assert limiter.wait() == pytest.approx(55.0)
@@ -71,7 +72,7 @@ class FakeMassive(BaseHTTPRequestHandler):
     """Answers like the aggregates endpoint, from the fixture files."""
 
     requests: list[dict] = []
-    failures_left = {"FLAKY": 1}
+    failures_left = {"FLAKY": 1, "LIMITED": 1}
 
     def do_GET(self):
         url = urlsplit(self.path)
@@ -88,6 +89,18 @@ class FakeMassive(BaseHTTPRequestHandler):
             self.reply(503, body=b'{"status":"ERROR","error":"try again"}')
         elif ticker == "FLAKY":
             self.reply(200, "aapl_minute_page2.json")
+        elif ticker == "LIMITED" and self.failures_left["LIMITED"] > 0:
+            self.failures_left["LIMITED"] -= 1
+            self.reply(429, body=b'{"status":"ERROR","error":"You\'ve exceeded the maximum requests"}')
+        elif ticker == "LIMITED":
+            self.reply(200, "aapl_minute_page2.json")
+        elif ticker == "BROKEN":
+            self.reply(500, body=b'{"status":"ERROR","error":"internal error"}')
+        elif ticker == "SLOW":
+            time.sleep(1.5)
+            self.reply(200, "aapl_minute_page2.json")
+        elif ticker == "GARBLED":
+            self.reply(200, body=b"<html>gateway says hello</html>")
         elif ticker == "ECHO":
             auth = self.headers.get("Authorization", "")
             self.reply(400, body=json.dumps({"status": "ERROR", "error": f"bad {auth}"}).encode())
@@ -110,7 +123,7 @@ class FakeMassive(BaseHTTPRequestHandler):
 def massive_url():
     """Base URL of a local fake Massive server, serving the fixtures on 127.0.0.1."""
     FakeMassive.requests = []
-    FakeMassive.failures_left = {"FLAKY": 1}
+    FakeMassive.failures_left = {"FLAKY": 1, "LIMITED": 1}
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeMassive)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -201,3 +214,57 @@ def test_massive_key_comes_from_the_settings(monkeypatch, tmp_path):
                         lambda: load_settings(env={"WORKBOOK_STACK": "local"},
                                               dotenv=tmp_path / ".env"))
     assert sources.require_api_key() == SECRET
+
+
+def test_contract_massive_a_429_is_retried_and_the_retry_waits_for_the_limiter(massive_url):
+    clock = FakeClock()
+    limiter = sources.RateLimiter(1, 60.0, clock=clock, sleep=clock.sleep)
+    bars = sources.fetch_massive("LIMITED", "2023-12-18", "2023-12-18", api_key=SECRET,
+                                 base_url=massive_url, limiter=limiter)
+    assert len(bars) == 2 and len(FakeMassive.requests) == 2
+    assert clock.sleeps == [pytest.approx(60.0)]     # the retry was paced like a new request
+
+
+def test_contract_massive_a_lasting_500_is_one_sentence_after_the_retries(massive_url):
+    with pytest.raises(sources.SourceError, match=r"^Massive request for BROKEN failed: internal error\.$"):
+        sources.fetch_massive("BROKEN", "2023-12-18", "2023-12-18", api_key=SECRET,
+                              base_url=massive_url, limiter=fast_limiter(), retries=2)
+    assert len(FakeMassive.requests) == 3           # the first try and two retries
+
+
+def test_contract_massive_a_401_is_not_retried(massive_url):
+    with pytest.raises(sources.SourceError, match="Unknown API Key"):
+        sources.fetch_massive("NOPE", "2023-12-18", "2023-12-18", api_key=SECRET,
+                              base_url=massive_url, limiter=fast_limiter())
+    assert len(FakeMassive.requests) == 1
+
+
+def test_contract_massive_a_silent_server_is_retried_then_reported(massive_url):
+    started = time.monotonic()
+    with pytest.raises(sources.SourceError, match=r"SLOW failed: no answer after retries"):
+        sources.fetch_massive("SLOW", "2023-12-18", "2023-12-18", api_key=SECRET, base_url=massive_url,
+                              limiter=fast_limiter(), retries=1, timeout=0.3)
+    assert len(FakeMassive.requests) == 2 and time.monotonic() - started < 5
+
+
+def test_contract_massive_an_answer_that_is_not_json_is_an_error_not_an_empty_result(massive_url):
+    with pytest.raises(sources.SourceError, match=r"GARBLED failed: the answer is not JSON\.$"):
+        sources.fetch_massive("GARBLED", "2023-12-18", "2023-12-18", api_key=SECRET,
+                              base_url=massive_url, limiter=fast_limiter())
+
+
+def test_contract_massive_a_failing_ticker_returns_nothing_of_the_others(massive_url):
+    with pytest.raises(sources.SourceError, match="BROKEN"):
+        sources.fetch_massive(["AAPL", "BROKEN"], "2023-12-18", "2023-12-18", api_key=SECRET,
+                              base_url=massive_url, limiter=fast_limiter(), retries=0)
+    assert [r["path"].split("/")[4] for r in FakeMassive.requests] == ["AAPL", "AAPL", "BROKEN"]
+
+
+def test_contract_massive_calls_share_one_limiter(massive_url, monkeypatch):
+    clock = FakeClock()
+    shared = sources.RateLimiter(5, 60.0, clock=clock, sleep=clock.sleep)
+    monkeypatch.setattr(sources, "shared_limiter", lambda: shared)
+    for _ in range(3):                   # 2 pages each: the sixth request must wait
+        sources.fetch_massive("AAPL", "2023-12-18", "2023-12-18", api_key=SECRET, base_url=massive_url)
+    assert len(FakeMassive.requests) == 6
+    assert clock.sleeps == [pytest.approx(60.0)]

@@ -14,7 +14,7 @@ from confluent_kafka.admin import NewTopic
 
 from helpers.clients import make_admin, make_consumer, make_producer
 from helpers.config import PROJECT_ROOT, load_settings
-from helpers.db import make_engine, read_bars, store_bars, candle_prices
+from helpers.db import candle_prices, make_engine, read_bars, store_bars
 from helpers.errors import StackError
 from helpers.stack import local_up, stack_down, stack_status, stack_up
 from helpers.stack.processes import free_port, port_is_free
@@ -48,7 +48,8 @@ def test_thousand_keyed_messages_none_lost(settings, prefix):
     delivered, failed = [], []
     producer = make_producer(settings)
     for key, value in sent:
-        producer.produce(topic, value, key, on_delivery=lambda err, msg: (failed if err else delivered).append(msg))
+        producer.produce(topic, value, key,
+                         on_delivery=lambda err, msg: (failed if err else delivered).append(msg))
         producer.poll(0)
     assert producer.flush(30) == 0
     assert (len(delivered), failed) == (1000, [])

@@ -61,7 +61,7 @@ def test_external_stack_needs_endpoints(tmp_path):
 def test_missing_password_says_how_to_fix(tmp_path):
     s = load_settings({"WORKBOOK_STACK": "local"}, dotenv=tmp_path / "absent")
     with pytest.raises(ConfigError, match="cp .env.example .env"):
-        s.database_url
+        _ = s.database_url
 
 
 def test_secrets_never_in_repr_or_masked_url(tmp_path):
@@ -78,3 +78,51 @@ def test_polygon_key_is_accepted(tmp_path):
 def test_mask_url_keeps_urls_without_password():
     assert mask_url("http://host:8088") == "http://host:8088"
     assert mask_url("mysql+pymysql://u:p@h/db") == "mysql+pymysql://u:***@h/db"
+
+
+@pytest.mark.parametrize("stack, env, dotenv, engine", [
+    ("local", {}, "", "flink"),
+    ("docker", {}, "", "ksqldb"),
+    ("external", {}, "", "flink"),
+    ("external", {"KSQLDB_URL": "http://k:8088"}, "", "ksqldb"),
+    ("local", {}, "WORKBOOK_STREAM_ENGINE=ksqldb\n", "ksqldb"),          # from .env too
+    ("docker", {"WORKBOOK_STREAM_ENGINE": "FLINK"}, "WORKBOOK_STREAM_ENGINE=ksqldb\n", "flink"),
+])
+def test_stream_engine_is_a_setting(tmp_path, stack, env, dotenv, engine):
+    external = {"KAFKA_BOOTSTRAP_SERVERS": "k:1", "DATABASE_URL": "mysql+pymysql://u:p@d/x"}
+    s = settings(tmp_path, {"WORKBOOK_STACK": stack, **external, **env}, dotenv)
+    assert s.stream_engine == engine
+
+
+def test_unknown_engine_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="WORKBOOK_STREAM_ENGINE must be one of ksqldb, flink"):
+        settings(tmp_path, {"WORKBOOK_STREAM_ENGINE": "spark"})
+
+
+def test_namespace_prefixes_topics_groups_and_the_database(tmp_path):
+    s = settings(tmp_path, {"WORKBOOK_STUDENT": "alice"})
+    assert s.topics.pricelist == "alice.pricelist" and s.topics.dead_letter == "alice.pricelist.dlq"
+    assert s.group("router") == "alice.workbook-router"
+    assert s.mysql_database == "workbook_alice"
+    laptop = settings(tmp_path)
+    assert laptop.topics.all == ("pricelist", "alerts", "variations", "buy", "pricelist.dlq")
+    assert laptop.group("router") == "workbook-router" and laptop.mysql_database == "workbook"
+    with pytest.raises(ConfigError, match="WORKBOOK_STUDENT must be"):
+        settings(tmp_path, {"WORKBOOK_STUDENT": "Alice Smith"})
+
+
+def test_only_config_reads_the_environment():
+    import ast
+    from pathlib import Path
+
+    import helpers
+
+    offenders = []
+    for path in Path(helpers.__file__).parent.rglob("*.py"):
+        if path.name == "config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") \
+                    and getattr(node.value, "id", "") == "os":
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

@@ -38,7 +38,8 @@ def test_moving_sliders_recomputes_and_redraws(bars):
     assert len(dash.result.buys) == len(naive_buys(bars, 195, 0.03)) > before["buy"]
     dash.price.value = 250
     assert dash.result.counts["alerts"] == int((bars["close"] > 250).sum()) < before["alerts"]
-    got = sorted(zip(dash.result.buys["ticker"], dash.result.buys["alert_ts"], dash.result.buys["variation_ts"]))
+    buys = dash.result.buys
+    got = sorted(zip(buys["ticker"], buys["alert_ts"], buys["variation_ts"]))
     assert got == naive_buys(bars, 250, 0.03)
     assert f"<b>{dash.result.counts['alerts']:,}</b> alerts" in dash.summary.value
 
@@ -47,13 +48,13 @@ def test_figure_data_follows_the_thresholds(bars):
     dash = Dashboard(bars)
     dash.price.value = 220
     ax_price, ax_var, ax_counts = dash.figure.axes
-    threshold_lines = [l for l in ax_price.get_lines() if l.get_label().startswith("threshold")]
+    threshold_lines = [line for line in ax_price.get_lines() if line.get_label().startswith("threshold")]
     assert np.allclose(threshold_lines[0].get_ydata(), 220)
     buy_markers = [c for c in ax_price.collections if c.get_label().startswith("buy signals")]
     assert len(buy_markers[0].get_offsets()) == len(dash.result.buys)
     heights = [int(p.get_height()) for p in ax_counts.patches]
     assert heights == dash.result.counts.tolist()
-    var_lines = [l for l in ax_var.get_lines() if l.get_label().startswith("threshold")]
+    var_lines = [line for line in ax_var.get_lines() if line.get_label().startswith("threshold")]
     assert np.allclose(var_lines[0].get_ydata(), dash.variation.value)
 
 

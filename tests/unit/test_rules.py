@@ -7,9 +7,19 @@ import pytest
 
 from helpers.produce import bar_message, pause_between
 from helpers.route import route_bar
-from helpers.rules import (Thresholds, alerts_frame, buy_signals, check_variation_threshold, is_alert,
-                           is_big_variation, to_alert, to_variation, variation_ex, variation_in,
-                           variations_frame)
+from helpers.rules import (
+    Thresholds,
+    alerts_frame,
+    buy_signals,
+    check_variation_threshold,
+    is_alert,
+    is_big_variation,
+    to_alert,
+    to_variation,
+    variation_ex,
+    variation_in,
+    variations_frame,
+)
 from helpers.schemas import TopicNames, decode, encode
 from helpers.sqlfiles import render_sql, split_statements
 
@@ -74,7 +84,8 @@ def test_reference_join_edges():
     got = buy_signals(alerts, variations, 0.05)
     assert set(zip(got["ticker"], got["alert_ts"], got["variation_ts"])) == expected
     assert len(got) == len(expected)
-    assert list(got.columns) == ["ticker", "alert_ts", "variation_ts", "close", "variation_ex", "variation_in"]
+    assert list(got.columns) == ["ticker", "alert_ts", "variation_ts", "close", "variation_ex",
+                                 "variation_in"]
     row = got[got["ticker"] == "B"].iloc[0]
     assert (row["close"], row["variation_ex"], row["variation_in"]) == (300.0, 0.2, 0.1)
 
@@ -107,6 +118,10 @@ def test_route_bar_sends_every_bar_to_variations_and_alerts_above_the_price():
 
 @pytest.mark.parametrize("raw, reason", [
     (b"not json", "not JSON"),
+    (b"\xff\xfe{}", "not JSON"),                                    # not UTF-8
+    (b'{"ticker": "AAPL", "ts": ' + b"9" * 5000 + b"}", "not JSON"),  # past Python's int limit
+    (b"[" * 100_000, "more than a message"),                          # oversized
+    (b"[" * 5_000 + b"]" * 5_000, "not JSON"),                        # nested too deep
     (None, "no value"),
     (b"[1, 2]", "not a JSON object"),
     (json.dumps({**BAR, "close": "high"}).encode(), "'close' must be a number"),

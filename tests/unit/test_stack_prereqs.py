@@ -18,14 +18,16 @@ def test_missing_program_as_non_root_names_the_exact_command(monkeypatch):
     monkeypatch.setattr(prereqs.shutil, "which", lambda name, **kw: "/usr/bin/apt-get")
     monkeypatch.setattr(prereqs.os, "geteuid", lambda: 1000)
     with pytest.raises(StackError,
-                       match=r"mariadbd not found: run `sudo apt-get update && sudo apt-get install -y mariadb-server`"):
+                       match=r"mariadbd not found: run `sudo apt-get update && "
+                             r"sudo apt-get install -y mariadb-server`"):
         prereqs.ensure_programs(("java", "mariadbd"))
 
 
 def test_missing_java_and_maven_without_apt(monkeypatch):
     monkeypatch.setattr(prereqs, "find_program", lambda name: None)
     monkeypatch.setattr(prereqs.shutil, "which", lambda name, **kw: None)
-    with pytest.raises(StackError, match=r"java, mvn not found and apt-get is missing: .*openjdk-17-jre-headless maven"):
+    with pytest.raises(StackError,
+                       match=r"java, mvn not found and apt-get is missing: .*openjdk-17-jre-headless maven"):
         prereqs.ensure_programs(("java", "mvn"))
 
 
@@ -80,7 +82,8 @@ def test_three_node_cluster_has_three_voters_and_replicates_internal_topics(tmp_
     settings = load_settings({"WORKBOOK_STACK": "local"}, dotenv=tmp_path / "none")
     ports = [(29092, 29093), (29094, 29095), (29096, 29097)]
     kafka = local_kafka.LocalKafka.cluster(settings, tmp_path / "c", ports)
-    props = [dict(line.split("=", 1) for line in kafka.properties(n).splitlines() if line) for n in kafka.nodes]
+    props = [dict(line.split("=", 1) for line in kafka.properties(n).splitlines() if line)
+             for n in kafka.nodes]
     assert {p["controller.quorum.voters"] for p in props} == \
         {"1@127.0.0.1:29093,2@127.0.0.1:29095,3@127.0.0.1:29097"}
     assert [p["node.id"] for p in props] == ["1", "2", "3"]
@@ -112,6 +115,7 @@ def test_pom_is_the_single_source_of_versions():
 
 def test_light_commands_do_not_import_the_notebook_libraries():
     code = ("import sys, helpers.cli, helpers.stack; "
-            "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'IPython', 'pyflink') if m in sys.modules))")
+            "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'IPython', 'pyflink') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

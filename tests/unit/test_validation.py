@@ -127,3 +127,12 @@ def test_validate_returns_the_bar_dtypes():
 def test_validate_names_missing_columns():
     with pytest.raises(ValueError, match="vwap"):
         validate_bars(pd.DataFrame([good_bar()]).drop(columns="vwap"))
+
+
+def test_a_nan_optional_value_is_absent_not_a_crash():
+    """Found by hypothesis: NaN transactions reached the alert and broke its JSON encoding."""
+    raw = json.dumps(good_bar(transactions=float("nan"), vwap=float("nan"))).encode()
+    out = dict(route_bar(raw, Thresholds(), now=NOW))
+    assert out["alerts"]["transactions"] is None
+    good, rejected = validate_bars(pd.DataFrame([good_bar(transactions=float("nan"))]), now=NOW)
+    assert rejected.empty and good["transactions"].isna().all()

@@ -1,0 +1,138 @@
+"""Faults on the real stack, counted exactly: poison pills, a router killed mid-stream, a broker restart.
+
+Every test works in a namespace of its own (`isolated`), so its topics and
+groups start empty. Lost = bars that never reached `variations`; doubled =
+bars that reached it more than once. Both are counted by reading the topic back.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from helpers.clients import make_producer
+from helpers.config import PROJECT_ROOT, child_env
+from helpers.produce import replay_bars
+from helpers.route import run_router
+from helpers.rules import Thresholds
+from helpers.sources import fetch_synthetic
+from helpers.stack import wait_kafka_ready
+from helpers.stack.kafka import LocalKafka
+from helpers.topics import count_messages, read_topic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from strategies import records  # noqa: E402
+
+pytestmark = pytest.mark.integration
+BARS = 200_000
+
+
+def outcome(variations, sent) -> dict:
+    """Lost and doubled bars of `sent` (a frame of bars) in the `variations` read back."""
+    got = Counter(zip(variations["ticker"], variations["ts"]))
+    want = Counter(zip(sent["ticker"], sent["ts"]))
+    return {"sent": sum(want.values()), "read": sum(got.values()),
+            "lost": sum((want - got).values()), "doubled": sum((got - want).values()),
+            "unexpected": len(set(got) - set(want))}
+
+
+# --- poison pills: generated records through a running router --------------------
+
+@hypothesis_settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(payloads=st.lists(st.tuples(records, st.none() | st.binary(max_size=12)), min_size=50, max_size=150))
+def test_a_running_router_puts_every_record_in_exactly_one_place(settings, payloads):
+    """Whatever arrives, the router neither dies nor loses or doubles a record."""
+    import uuid
+
+    from helpers.clients import make_admin
+    from helpers.topics import delete_topics, ensure_topics
+
+    mine = settings.with_namespace(f"h{uuid.uuid4().hex[:10]}")
+    admin = make_admin(mine)
+    ensure_topics(admin, mine.topics.all)
+    try:
+        producer = make_producer(mine)
+        for value, key in payloads:
+            producer.produce(mine.topics.pricelist, value, key)
+        assert producer.flush(30) == 0
+        report = run_router(mine, Thresholds(price=195), progress=False)
+        assert report.consumed == len(payloads)
+        dead = read_topic(mine.topics.dead_letter, settings=mine)
+        routed = read_topic(mine.topics.variations, settings=mine)
+        refused = {(int(p), int(o)) for p, o in zip(dead.get("source.partition", []),
+                                                     dead.get("source.offset", []))}
+        assert len(refused) == len(dead) == report.dead_letters      # each refused once
+        assert len(routed) + len(dead) == len(payloads)               # each record in one place
+        originals = read_topic(mine.topics.pricelist, settings=mine, schema="raw")
+        kept = originals[[(p, o) not in refused for p, o in zip(originals["partition"], originals["offset"])]]
+        expected = Counter((json.loads(v)["ticker"], json.loads(v)["ts"]) for v in kept["value"])
+        assert Counter(zip(routed["ticker"], routed["ts"])) == expected
+    finally:
+        delete_topics(admin, mine.topics.all)
+
+
+# --- a router killed in the middle of 200,000 bars ----------------------------------
+
+def route_in_background(namespace: str, exactly_once: bool) -> subprocess.Popen:
+    """`workbook route --until-caught-up` in a process of its own, in the test's namespace."""
+    args = [sys.executable, "-m", "helpers.cli", "route", "--until-caught-up"]
+    args += ["--exactly-once"] if exactly_once else []
+    return subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(WORKBOOK_STUDENT=namespace, WORKBOOK_PROGRESS="0"))
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_router_killed_mid_stream_loses_nothing(isolated, exactly_once):
+    bars = fetch_synthetic(n_tickers=20, n_bars=BARS // 20, seed=5)
+    assert replay_bars(bars, settings=isolated, progress=False).delivered == BARS
+    first = route_in_background(isolated.namespace, exactly_once)
+    deadline = time.monotonic() + 120
+    while count_messages(isolated.topics.variations, isolated) < BARS // 3:
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "the router made no progress"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)                  # a crash: no flush, no commit, no goodbye
+    first.wait()
+    second = route_in_background(isolated.namespace, exactly_once)
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err
+    result = outcome(read_topic(isolated.topics.variations, settings=isolated, timeout=120), bars)
+    print(f"\nrouter SIGKILLed at 1/3 ({'exactly' if exactly_once else 'at-least'}-once): {result}")
+    assert result["lost"] == 0 and result["unexpected"] == 0
+    if exactly_once:
+        assert result["doubled"] == 0 and result["read"] == BARS
+
+
+# --- the broker stopped and restarted in the middle of a replay --------------------
+
+def test_broker_restart_mid_replay_delivers_every_bar_exactly_once(isolated):
+    if isolated.stack != "local":
+        pytest.skip("restarts the local stack's broker")
+    bars = fetch_synthetic(n_tickers=20, n_bars=5_000, seed=6)        # 100,000 bars
+    kafka = LocalKafka.for_settings(isolated)
+    report: dict = {}
+    replay = threading.Thread(target=lambda: report.update(
+        r=replay_bars(bars, settings=isolated, rate=20_000, progress=False)))
+    replay.start()
+    time.sleep(1.5)                                   # about 30,000 bars in
+    stopped_at = time.monotonic()
+    kafka.stop()                                      # a controlled shutdown, then a new start
+    kafka.start()
+    wait_kafka_ready(isolated, 120)
+    down_s = time.monotonic() - stopped_at
+    replay.join(timeout=300)
+    assert not replay.is_alive() and report["r"].failed == 0
+    back = read_topic(isolated.topics.pricelist, settings=isolated, timeout=120)
+    result = outcome(back, bars)
+    print(f"\nbroker down {down_s:.1f} s mid-replay: {result}")
+    assert result == {"sent": len(bars), "read": len(bars), "lost": 0, "doubled": 0, "unexpected": 0}
