@@ -15,17 +15,19 @@ _EXPORTS = {
     "load_settings": "config", "require_services": "stack", "stack_status": "stack",
     "status_table": "stack", "kafka_cluster_id": "stack", "kafka_version": "stack",
     "make_engine": "db", "server_version": "db", "WorkbookError": "errors",
+    "wait_until": "waiting",
     # 01 ingestion
     "fetch_bars": "sources", "validate_bars": "validation", "bar_problem": "validation",
     "create_schema": "db", "store_bars": "db", "count_bars": "db", "read_bars": "db",
     # 02 topics
     "TOPICS": "schemas", "PRICELIST": "schemas", "ALERTS": "schemas", "VARIATIONS": "schemas",
-    "BUY": "schemas", "DEAD_LETTER": "schemas", "make_admin": "clients", "make_producer": "clients",
+    "BUY": "schemas", "DEAD_LETTER": "schemas", "client_conf": "clients", "make_admin": "clients",
+    "make_producer": "clients",
     "make_consumer": "clients", "ensure_topics": "topics", "reset_topics": "topics",
     "delete_topics": "topics", "describe_topics": "topics", "read_topic": "topics",
-    "count_messages": "topics", "topic_counts": "topics",
+    "count_messages": "topics", "topic_counts": "topics", "group_offsets": "topics",
     # 03 producing
-    "schema_table": "schemas", "bar_message": "produce", "replay_bars": "produce",
+    "schema_table": "schemas", "readable": "schemas", "bar_message": "produce", "replay_bars": "produce",
     # 04 routing
     "PRICE_THRESHOLD": "rules", "VARIATION_THRESHOLD": "rules", "Thresholds": "rules",
     "variation_ex": "rules", "variation_in": "rules", "route_bar": "route", "run_router": "route",
@@ -38,10 +40,10 @@ _EXPORTS = {
     "Dashboard": "dashboard", "plot_sweep": "dashboard", "read_history": "dashboard",
     "what_if": "whatif", "sweep": "whatif",
     # 07 live
-    "LivePipeline": "live", "LiveView": "live",
+    "LivePipeline": "live", "LiveView": "live", "apply_to_pipeline": "live",
     # plots
     "use_style": "plots", "plot_prices": "plots", "plot_variations": "plots", "plot_counts": "plots",
-    "plot_partitions": "plots",
+    "plot_partitions": "plots", "plot_arrivals": "plots",
 }
 
 __all__ = list(_EXPORTS)

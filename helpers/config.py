@@ -175,6 +175,11 @@ class Settings:
         """The same settings in another namespace (tests isolate themselves this way)."""
         return replace(self, namespace=check_namespace(namespace))
 
+    def within(self, name: str) -> Settings:
+        """A namespace inside this one ('minute' -> 'minute', or 'alice.minute' for student alice)."""
+        check_namespace(name)
+        return replace(self, namespace=f"{self.namespace}.{name}" if self.namespace else name)
+
 
 def check_namespace(raw: str) -> str:
     """A namespace is '' or a short lower-case name: letters, digits, _ and -."""
@@ -215,7 +220,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
     ksqldb_port = parse_port("KSQLDB_PORT", get("KSQLDB_PORT", "8088"))
     state_dir = Path(get("WORKBOOK_STATE_DIR") or PROJECT_ROOT / ".stack")
     jar = f"flink-sql-connector-kafka-{pom_property('flink.kafka.connector.version')}.jar"
-    default_database = "workbook" + (f"_{namespace.replace('-', '_')}" if namespace else "")
+    database = get("MYSQL_DATABASE") or "workbook"
+    database += f"_{namespace.replace('-', '_')}" if namespace else ""     # each student their own
     return Settings(
         stack=stack,
         stream_engine=engine,
@@ -225,7 +231,7 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
         ksqldb_port=ksqldb_port,
         mysql_user=get("MYSQL_USER", "workbook"),
         mysql_password=get("MYSQL_PASSWORD", ""),
-        mysql_database=get("MYSQL_DATABASE") or default_database,
+        mysql_database=database,
         bootstrap_servers=get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{kafka_port}",
         ksqldb_url=get("KSQLDB_URL") or f"http://127.0.0.1:{ksqldb_port}",
         state_dir=state_dir,

@@ -1,4 +1,4 @@
-"""The dashboard: threshold sliders over the whole replayed history (06_dashboard).
+"""The dashboard: threshold sliders over the whole replayed history (07_dashboard).
 
 Moving a slider recomputes alerts, variations and buy signals at once with the
 same pure rules as the router and the same reference join as notebook 05
@@ -38,7 +38,7 @@ def draw(result: WhatIf) -> Figure:
                 ax=ax_price)
     if len(result.variations):
         plot_variations(result.variations, t.variation, ax=ax_var)
-    plot_counts(result.counts, title="Messages per topic", ax=ax_counts)
+    plot_counts(result.counts, title="What the topics would hold (what-if)", ax=ax_counts)
     ax_counts.tick_params(axis="x", labelrotation=20)
     return fig
 
@@ -121,7 +121,7 @@ class Dashboard:
         return self.result
 
     def apply(self) -> pd.Series:
-        """Apply the sliders' thresholds to the real pipeline (07_live explains it); return its counts."""
+        """Apply the sliders' thresholds to the real pipeline (see 07_dashboard); return its counts."""
         from .live import apply_to_pipeline
 
         t = self.thresholds
@@ -153,17 +153,23 @@ def read_history(settings=None) -> pd.DataFrame:
 
 
 def plot_sweep(bars: pd.DataFrame, prices: list[float], variations: list[float], ax=None):
-    """Buy signals against the variation threshold, one line per price threshold (log scale)."""
-    from matplotlib.ticker import PercentFormatter
+    """Buy signals against the variation threshold, one line per price threshold.
+
+    The y axis is linear up to 10 and logarithmic above (symlog), so 0 is drawn
+    as 0 and the large counts of low thresholds still fit; ticks are plain numbers.
+    """
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
 
     table = sweep(bars, prices, variations)
     fig, ax = figure_and_axes(ax)
     for price in table.columns:
-        ax.plot(table.index, table[price].clip(lower=0.8), marker="o", label=f"price > ${price:g}")
-    ax.set_yscale("log")
+        ax.plot(table.index, table[price], marker="o", label=f"close > ${price:g}")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}"))
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.axvline(VARIATION_THRESHOLD, color="gray", ls=":", label="default 5 %")
-    ax.set(title="Buy signals by threshold", xlabel="variation threshold",
-           ylabel="buy signals (log scale)")
+    ax.axvline(VARIATION_THRESHOLD, color="gray", ls=":", label="course default 5 %")
+    ax.set(title="Buy signals for each pair of thresholds", xlabel="variation threshold",
+           ylabel="buy signals (0 to 10 linear, then log)")
     ax.legend()
     return fig, ax

@@ -1,4 +1,4 @@
-"""Run the buy join on Apache Flink SQL through PyFlink, no Docker needed (05_ksql).
+"""Run the buy join on Apache Flink SQL through PyFlink, no Docker needed (06_stream_sql).
 
 PyFlink starts a local Flink (a JVM, child of the Python process) the first
 time a TableEnvironment is created; the workbook runs each job in a Python

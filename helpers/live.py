@@ -1,5 +1,5 @@
 """Live mode: apply chosen thresholds to the running pipeline and watch the
-real topics fill while a replay runs (07_live).
+real topics fill while a replay runs (07_dashboard).
 
 The replay, the router and the stream-SQL query run together in the
 background, exactly as in separate terminals; a LiveView consumes the real
@@ -13,7 +13,7 @@ import uuid
 
 import ipywidgets as widgets
 import pandas as pd
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from IPython.core.pylabtools import print_figure
 from IPython.display import display
 from matplotlib.figure import Figure
@@ -21,13 +21,13 @@ from matplotlib.figure import Figure
 from .clients import make_admin, make_consumer
 from .config import Settings, load_settings
 from .errors import KafkaOperationError, WaitTimeout, WorkbookError
-from .plots import plot_counts, plot_prices
+from .plots import plot_arrivals, plot_prices
 from .produce import replay_bars
 from .route import Router
 from .rules import Thresholds
 from .schemas import decode
 from .streamsql import StreamSqlRun, run_buy_query
-from .topics import reset_topics, topic_counts
+from .topics import consumer_lag, reset_topics, topic_counts
 from .whatif import what_if
 
 
@@ -122,13 +122,22 @@ def apply_to_pipeline(bars: pd.DataFrame, thresholds: Thresholds, settings: Sett
 
 
 class LiveView:
-    """Consumes pricelist, alerts and buy from the start and redraws as they fill."""
+    """Consumes the pipeline's topics from the start and redraws as they fill.
+
+    Besides the prices replayed so far, it records over wall-clock time how
+    many messages each topic has received and the router's consumer lag (bars
+    in `pricelist` that the router has not committed yet).
+    """
 
     def __init__(self, pipeline: LivePipeline):
         self.pipeline = pipeline
         t = pipeline.settings.topics
-        self.schemas = {t.pricelist: "pricelist", t.alerts: "alerts", t.buy: "buy"}
+        self.schemas = {t.pricelist: "pricelist", t.variations: "variations", t.alerts: "alerts",
+                        t.buy: "buy"}
         self.frames: dict[str, list[dict]] = {topic: [] for topic in self.schemas}
+        self.history: list[dict] = []
+        self.started = time.monotonic()
+        self.admin = make_admin(pipeline.settings)
         self.consumer = make_consumer(f"workbook-live-{uuid.uuid4().hex[:8]}", pipeline.settings)
         parts = []
         for topic in self.schemas:
@@ -139,7 +148,7 @@ class LiveView:
         self.status = widgets.HTML()
 
     def poll(self, seconds: float = 0.5) -> int:
-        """Consume what arrived within `seconds`; return how many messages."""
+        """Consume what arrived within `seconds`, record a sample; return how many messages."""
         got = 0
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -150,42 +159,57 @@ class LiveView:
                     continue
                 self.frames[msg.topic()].append(decode(self.schemas[msg.topic()], msg.value()))
                 got += 1
+        self.history.append({"seconds": time.monotonic() - self.started,
+                             **{name: len(self.frames[topic]) for topic, name in self.schemas.items()},
+                             "router lag": self.router_lag()})
         return got
+
+    def router_lag(self) -> int:
+        """Bars in pricelist that the router has not committed yet."""
+        settings = self.pipeline.settings
+        try:
+            return consumer_lag(self.admin, settings.group("router"), [settings.topics.pricelist], settings)
+        except KafkaException:          # the group is still forming
+            return 0
 
     def frame(self, topic: str) -> pd.DataFrame:
         """What has been consumed from one topic so far."""
         return pd.DataFrame(self.frames[topic])
 
+    def timeline(self) -> pd.DataFrame:
+        """Messages received per topic and the router's lag, one row per poll (wall-clock seconds)."""
+        return pd.DataFrame(self.history).set_index("seconds")
+
     def draw(self) -> Figure:
-        """The price as replayed so far, alert and buy markers, counts per topic."""
+        """The prices replayed so far with alerts and buys; arrivals and lag over wall-clock time."""
         t = self.pipeline.settings.topics
-        fig = Figure(figsize=(13, 4.8), layout="constrained")
-        ax_price, ax_counts = fig.subplots(1, 2, width_ratios=[3, 1])
+        fig = Figure(figsize=(14, 5.5), layout="constrained")
+        grid = fig.add_gridspec(2, 2, width_ratios=[3, 2])
+        ax_price = fig.add_subplot(grid[:, 0])
+        ax_rate, ax_lag = fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1])
         prices = self.frame(t.pricelist)
         if len(prices):
             plot_prices(prices.sort_values("ts"), self.pipeline.thresholds.price,
                         alerts=self.frame(t.alerts), buys=self.frame(t.buy),
-                        title="Live: consumed from the real topics", ax=ax_price)
-        counts = pd.Series({"pricelist": len(prices), "alerts": len(self.frames[t.alerts]),
-                            "buy": len(self.frames[t.buy])})
-        plot_counts(counts, title="Consumed so far", ax=ax_counts)
+                        title="Live: what the topics hold so far", ax=ax_price)
+        if len(self.history) > 1:
+            plot_arrivals(self.timeline(), ax=ax_rate, lag_ax=ax_lag)
         return fig
 
-    def run(self, until, timeout: float = 180, every: float = 1.0) -> pd.Series:
-        """Poll and redraw every `every` s until `until()` is true; return consumed counts."""
+    def run(self, until, timeout: float = 180, every: float = 1.0) -> pd.DataFrame:
+        """Poll and redraw every `every` s until `until()` is true; return the timeline."""
         display(self.status, self.output)
-        start = time.monotonic()
         while True:
             self.pipeline.check()
             self.poll(every)
             self.output.value = print_figure(self.draw(), "png")
             done = until()
-            counts = {t: len(rows) for t, rows in self.frames.items()}
-            self.status.value = (f"{time.monotonic() - start:5.1f} s · " +
+            counts = {name: len(self.frames[topic]) for topic, name in self.schemas.items()}
+            self.status.value = (f"{time.monotonic() - self.started:5.1f} s · " +
                                  " · ".join(f"{t}: <b>{n:,}</b>" for t, n in counts.items()))
             if done:
-                return pd.Series(counts, name="consumed")
-            if time.monotonic() - start > timeout:
+                return self.timeline()
+            if time.monotonic() - self.started > timeout:
                 raise WaitTimeout(f"The live view did not reach its goal within {timeout:.0f} s: {counts}.")
 
     def close(self) -> None:

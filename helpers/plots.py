@@ -9,7 +9,7 @@ from typing import Any
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 STYLE: dict[str, Any] = {"figure.figsize": (10, 4.5), "font.size": 13, "axes.titlesize": 15,
          "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100}
@@ -17,6 +17,9 @@ TOPIC_COLORS = {"pricelist": "tab:blue", "variations": "tab:purple", "alerts": "
                 "buy": "tab:green", "pricelist.dlq": "tab:red"}
 
 
+# ticker lines: no orange or green, the colours of alerts and buy signals
+LINE_COLORS = ["tab:blue", "tab:purple", "tab:brown", "tab:gray", "tab:cyan", "tab:olive",
+               "tab:pink", "tab:red"]
 MAX_POINTS = 5_000      # points per series on screen; labels always give the full counts
 MAX_LEGEND = 6          # more tickers than this share one legend entry
 
@@ -48,20 +51,23 @@ def plot_prices(bars: pd.DataFrame, price_threshold: float | None = None, *, ale
         group = thin(group, per_line)
         label = f"{ticker} close" if n_tickers <= MAX_LEGEND else (
             f"close of {n_tickers} tickers" if i == 0 else None)
-        ax.plot(to_datetime(group["ts"]), group["close"], lw=1.2, label=label)
+        ax.plot(to_datetime(group["ts"]), group["close"], lw=1.2, label=label,
+                color=LINE_COLORS[i % len(LINE_COLORS)], zorder=3)
     if price_threshold is not None:
-        ax.axhline(price_threshold, color="tab:red", ls="--", lw=1.5, label=f"threshold ${price_threshold:g}")
+        ax.axhline(price_threshold, color="black", ls="--", lw=1.5,
+                   label=f"threshold ${price_threshold:g}")
     if alerts is not None and len(alerts):
         shown = thin(alerts)
-        ax.scatter(to_datetime(shown["ts"]), shown["close"], s=10, color="tab:orange",
-                   zorder=3, label=f"alerts ({len(alerts):,})")
+        ax.scatter(to_datetime(shown["ts"]), shown["close"], s=14, color="tab:orange", alpha=0.5,
+                   linewidths=0, zorder=2, label=f"alerts ({len(alerts):,})")
     if buys is not None and len(buys):
         shown = thin(buys)
-        ax.scatter(to_datetime(shown["alert_ts"]), shown["close"], s=90, marker="^", color="tab:green",
-                   edgecolor="black", zorder=4, label=f"buy signals ({len(buys):,})")
+        ax.scatter(to_datetime(shown["alert_ts"]), shown["close"], s=90, marker="^",
+                   color="tab:green", edgecolor="black", zorder=4,
+                   label=f"buy signals ({len(buys):,})")
     ax.set(title=title or "Closing price", xlabel="market time (UTC)", ylabel="price (USD)")
     _time_axis(ax)
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")   # beside, not over
     return fig, ax
 
 
@@ -96,14 +102,49 @@ def plot_counts(counts: pd.Series, *, title: str = "Messages per topic", ax=None
     return fig, ax
 
 
-def plot_partitions(messages: pd.DataFrame, *, title: str = "Which partition each key went to", ax=None):
-    """Messages per partition, stacked by key: one key always lands in one partition."""
+def plot_arrivals(timeline: pd.DataFrame, *, ax=None, lag_ax=None):
+    """Messages per second arriving in each topic over wall-clock time; the router's lag below.
+
+    `timeline` holds cumulative counts per topic (columns) and a 'router lag'
+    column, indexed by wall-clock seconds.
+    """
+    fig, ax = figure_and_axes(ax)
+    seconds = timeline.index.to_numpy()
+    topics = [c for c in timeline.columns if c != "router lag"]
+    rates = timeline[topics].diff().div(pd.Series(seconds, index=timeline.index).diff(), axis=0)
+    for topic in topics:
+        ax.plot(seconds, rates[topic], color=TOPIC_COLORS.get(topic, "tab:blue"), lw=1.5, label=topic)
+    ax.set(title="Arrivals per topic", xlabel="wall-clock time (s)", ylabel="messages / s")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper right", fontsize="small")
+    if lag_ax is not None and "router lag" in timeline:
+        lag_ax.fill_between(seconds, timeline["router lag"], color="tab:red", alpha=0.3, step="post")
+        lag_ax.plot(seconds, timeline["router lag"], color="tab:red", drawstyle="steps-post")
+        lag_ax.set(title="Router lag: bars not yet routed", xlabel="wall-clock time (s)",
+                   ylabel="bars")
+        lag_ax.set_ylim(bottom=0)
+    return fig, ax
+
+
+def plot_partitions(messages: pd.DataFrame, partitions: int, *,
+                    title: str = "Which partition each key went to", ax=None):
+    """Messages per partition, stacked by key: one key always lands in one partition.
+
+    Every one of the topic's `partitions` gets a bar, an empty one too.
+    """
     fig, ax = figure_and_axes(ax, figsize=(8, 4))
-    table = messages.pivot_table(index="partition", columns="key", values="offset",
-                                 aggfunc="count", fill_value=0)
-    table.plot.bar(stacked=True, ax=ax, rot=0)
+    keys = messages["key"].fillna("(no key)").replace("", "(empty key)")
+    table = (messages.assign(key=keys)
+             .pivot_table(index="partition", columns="key", values="offset", aggfunc="count", fill_value=0)
+             .reindex(range(partitions), fill_value=0))
+    table.plot.bar(stacked=True, ax=ax, rot=0, width=0.6)
+    for i, total in enumerate(table.sum(axis=1)):
+        ax.annotate(f"{total:,}", (i, total), ha="center", va="bottom", xytext=(0, 3),
+                    textcoords="offset points")
     ax.set(title=title, xlabel="partition", ylabel="messages")
-    ax.legend(title="key", loc="upper right")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.margins(y=0.15)
+    ax.legend(title="key", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig, ax
 
 

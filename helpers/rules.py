@@ -1,4 +1,4 @@
-"""The trading rules, as pure functions (04_routing, 05_ksql, 06_dashboard).
+"""The trading rules, as pure functions (04_routing, 06_stream_sql, 07_dashboard).
 
 One definition of "$195 and 5 %" serves the router (one bar at a time), the
 dashboard (whole columns at once: every rule works on floats and on pandas

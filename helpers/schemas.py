@@ -145,6 +145,17 @@ def decode(topic: str, raw: bytes | None, *, finite: bool = True) -> dict[str, A
     return out
 
 
+TIME_FIELDS = ("ts", "alert_ts", "variation_ts", "timestamp")
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same rows with every epoch-millisecond time as a UTC date and time, for people to read."""
+    import pandas as pd
+
+    times = {c: pd.to_datetime(frame[c], unit="ms", utc=True) for c in TIME_FIELDS if c in frame}
+    return frame.assign(**times)
+
+
 def schema_table(topic: str) -> pd.DataFrame:
     """The documented fields of a topic as a small table (03_producing)."""
     import pandas as pd

@@ -177,8 +177,9 @@ def read_topic(topic: str, schema: str | None = None, settings: Settings | None 
 
     Reads each partition up to its end and stops (no group offsets are
     committed). Values are decoded with the schema named `schema` (default:
-    the topic's own, namespace left out); columns partition, offset and key
-    come first. Messages of aborted transactions are skipped.
+    the topic's own, namespace left out); columns partition, offset, key and
+    timestamp (Kafka's, epoch ms) come first. Messages of aborted transactions
+    are skipped.
     """
     consumer = make_consumer(f"workbook-reader-{uuid.uuid4().hex[:8]}", settings)
     schema = schema or schema_of(topic)
@@ -196,8 +197,8 @@ def read_topic(topic: str, schema: str | None = None, settings: Settings | None 
                 if error:
                     raise KafkaOperationError(f"Reading {topic} failed: {error.str()}.")
                 rows.append({"partition": msg.partition(), "offset": msg.offset(),
-                             "key": msg.key().decode(errors="replace") if msg.key() else None,
-                             **decode_any(schema, msg)})
+                             "key": msg.key().decode(errors="replace") if msg.key() is not None else None,
+                             "timestamp": msg.timestamp()[1], **decode_any(schema, msg)})
         if pending:
             raise WaitTimeout(f"Reading {topic} did not reach its end within {timeout:.0f} s.")
     finally:
@@ -205,17 +206,32 @@ def read_topic(topic: str, schema: str | None = None, settings: Settings | None 
     return pd.DataFrame(rows)
 
 
-def consumer_lag(admin: AdminClient, group_id: str, topics: Iterable[str],
-                 settings: Settings | None = None) -> int:
-    """Messages of `topics` that a consumer group has not committed yet."""
+def group_offsets(admin: AdminClient, group_id: str, topics: Iterable[str],
+                  settings: Settings | None = None) -> pd.DataFrame:
+    """One row per partition: the group's committed offset, the end of the log, and the lag between.
+
+    A partition the group never committed counts from its first kept message.
+    """
     from confluent_kafka import ConsumerGroupTopicPartitions
 
     request = [ConsumerGroupTopicPartitions(group_id)]
     committed = admin.list_consumer_group_offsets(request)[group_id].result()
     offsets = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions or []}
     consumer = make_consumer(f"workbook-lag-{uuid.uuid4().hex[:8]}", settings)
+    rows = []
     try:
-        return sum(high - max(offsets.get((topic, p), low), low)
-                   for topic in topics for p, (low, high) in watermarks(consumer, topic).items())
+        for topic in topics:
+            for partition, (low, high) in sorted(watermarks(consumer, topic).items()):
+                done = offsets.get((topic, partition), -1)
+                rows.append({"topic": topic, "partition": partition,
+                             "committed": done if done >= 0 else None, "end": high,
+                             "lag": high - max(done, low)})
     finally:
         consumer.close()
+    return pd.DataFrame(rows).set_index(["topic", "partition"])
+
+
+def consumer_lag(admin: AdminClient, group_id: str, topics: Iterable[str],
+                 settings: Settings | None = None) -> int:
+    """Messages of `topics` that a consumer group has not committed yet."""
+    return int(group_offsets(admin, group_id, topics, settings)["lag"].sum())

@@ -1,4 +1,4 @@
-"""What-if: the routed streams of a whole history under chosen thresholds (06_dashboard, 07_live).
+"""What-if: the routed streams of a whole history under chosen thresholds (07_dashboard).
 
 Pure computation with the same rules as the router and the same reference
 join as notebook 05 (`helpers.rules`): no Kafka, no plotting.

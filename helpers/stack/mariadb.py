@@ -19,6 +19,14 @@ from .prereqs import find_program, say
 from .processes import check_port_free, log_tail, port_answers, running_process, start_detached, stop_process
 
 
+def check_names(settings: Settings) -> tuple[str, str]:
+    """The database and user names, refused unless made of letters, digits and _."""
+    database, user = settings.mysql_database, settings.mysql_user
+    if not re.fullmatch(r"\w{1,64}", database) or not re.fullmatch(r"\w{1,32}", user):
+        raise ConfigError("MYSQL_DATABASE and MYSQL_USER may hold only letters, digits and _.")
+    return database, user
+
+
 @dataclass(frozen=True)
 class LocalMariaDB:
     """Where the local MariaDB keeps its data, socket, log and pid."""
@@ -83,20 +91,29 @@ class LocalMariaDB:
         """Stop our server; return its pid (None when it was not running)."""
         return stop_process(self.pid_file)
 
-    def ensure_database_user(self, settings: Settings) -> None:
-        """Create (or update) the workbook's database and user through the admin socket."""
+    def admin_connection(self):
+        """A PyMySQL connection as the server's owner, over the admin socket."""
         import pymysql
 
-        database, user = settings.mysql_database, settings.mysql_user
-        if not re.fullmatch(r"\w{1,64}", database) or not re.fullmatch(r"\w{1,32}", user):
-            raise ConfigError("MYSQL_DATABASE and MYSQL_USER may hold only letters, digits and _.")
-        password = settings.database_url and settings.mysql_password   # a clear error when unset
         try:
-            conn = pymysql.connect(unix_socket=str(self.socket), user=getpass.getuser(), autocommit=True)
+            return pymysql.connect(unix_socket=str(self.socket), user=getpass.getuser(), autocommit=True)
         except pymysql.MySQLError as exc:
             raise StackError(f"Could not log in to MariaDB as {getpass.getuser()} over "
                              f"{self.socket}: {exc.args[-1]}") from None
-        with conn, conn.cursor() as cur:
+
+    def drop_database_user(self, settings: Settings) -> None:
+        """Remove a database and its user (tests and class servers clean up this way)."""
+        check_names(settings)
+        with self.admin_connection() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql_database}`")
+            for host in ("localhost", "127.0.0.1"):
+                cur.execute("DROP USER IF EXISTS %s@%s", (settings.mysql_user, host))
+
+    def ensure_database_user(self, settings: Settings) -> None:
+        """Create (or update) the workbook's database and user through the admin socket."""
+        database, user = check_names(settings)
+        password = settings.database_url and settings.mysql_password   # a clear error when unset
+        with self.admin_connection() as conn, conn.cursor() as cur:
             # a database name cannot be a bound parameter: it was checked against \w above
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
             for host in ("localhost", "127.0.0.1"):

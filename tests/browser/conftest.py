@@ -1,6 +1,5 @@
-"""Browser fixtures: Chromium from Debian, a Voilà server for notebook 06, a fresh page."""
+"""Browser fixtures: Chromium from Debian, a Voilà server for the dashboard notebook, a fresh page."""
 import socket
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -11,7 +10,7 @@ import pytest
 
 from helpers.config import PROJECT_ROOT
 
-NOTEBOOK = PROJECT_ROOT / "notebooks" / "06_dashboard.ipynb"
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "dashboard.ipynb"
 ARTIFACTS = PROJECT_ROOT / "build" / "browser"
 SERVER_START_S = 60
 CHROMIUM_ARGS = [
@@ -57,7 +56,7 @@ def log_tail(log: Path, lines: int = 20) -> str:
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     """Path of the Chromium executable (installed with apt-get when root and missing)."""
-    from helpers.stack import ensure_programs, find_program
+    from helpers.stack.prereqs import ensure_programs, find_program
 
     ensure_programs(("chromium",))
     return find_program("chromium")
@@ -72,27 +71,27 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="module")
 def voila(settings, artifacts) -> Server:
-    """A token-free Voilà server on a free 127.0.0.1 port serving notebook 06; stopped afterwards."""
-    from helpers.stack import stop_pid, wait_until
+    """A token-free Voilà server on a free 127.0.0.1 port serving the dashboard; stopped afterwards."""
+    from helpers.stack.processes import log_tail as tail_of
+    from helpers.stack.processes import start_detached, stop_process
+    from helpers.waiting import wait_until
 
     port, log = free_port(), artifacts / "voila.log"
     args = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
             "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=True",
             str(NOTEBOOK)]
-    with log.open("w") as out:
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+    pid_file = artifacts / "voila.pid"
+    log.unlink(missing_ok=True)
+    proc = start_detached(args, log, pid_file)
     try:
         url = f"http://127.0.0.1:{port}/"
-        wait_until(lambda: proc.poll() is not None or answers(url + "voila/static/voila.js"),
-                   SERVER_START_S, f"Voilà on {url}", log)
-        if proc.poll() is not None:
-            pytest.fail(f"Voilà exited with code {proc.returncode}; "
-                        f"last lines of {log}:\n{log_tail(log)}")
+        wait_until(lambda: not proc.is_running() or answers(url + "voila/static/voila.js"),
+                   SERVER_START_S, f"Voilà on {url}", detail=lambda: tail_of(log))
+        if not proc.is_running():
+            pytest.fail(f"Voilà exited; last lines of {log}:\n{log_tail(log)}")
         yield Server(url, log)
     finally:
-        stop_pid(proc.pid, timeout=15)
-        proc.wait(timeout=10)
+        stop_process(pid_file, timeout=15)
 
 
 def keep_local(route) -> None:

@@ -1,4 +1,6 @@
-"""The dashboard (notebook 06) in headless Chromium under Voilà: a slider moves, counts and plot follow.
+"""The dashboard (notebooks/dashboard.ipynb) in headless Chromium under Voilà.
+
+A slider moves; counts and plot follow.
 
 Expected counts come from `helpers.rules` over the bars of `pricelist`,
 independently of `helpers.dashboard`. Screenshots go to build/browser/.

@@ -54,9 +54,11 @@ def planted(settings, tmp_path):
     env = child_env(**secrets, MYSQL_USER="secrettest", WORKBOOK_STUDENT=namespace, WORKBOOK_PROGRESS="0",
                     MASSIVE_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}")
     mine = load_settings(env)
-    LocalMariaDB.for_settings(mine).ensure_database_user(mine)      # the user really has this password
+    mariadb = LocalMariaDB.for_settings(mine)
+    mariadb.ensure_database_user(mine)                  # the user really has this password
     yield env, secrets
     server.shutdown()
+    mariadb.drop_database_user(mine)
 
 
 def run(env, *args):
