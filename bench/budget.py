@@ -39,7 +39,7 @@ from typing import Any, Callable
 import psutil
 
 from helpers.config import PROJECT_ROOT, load_settings
-from helpers.stack.processes import free_port, running_process, stop_process
+from helpers.stack.processes import free_port, port_answers, running_process, stop_process
 
 RESULTS = PROJECT_ROOT / "build" / "bench" / "budget.json"
 HOSTED_NOTEBOOK = PROJECT_ROOT / "hosted" / "start_here.ipynb"
@@ -133,11 +133,12 @@ def summarise(samples: list[dict[str, Any]], marks: list[tuple[float, str]]) -> 
         return {"samples": 0}
     peak = max(samples, key=lambda s: s["pss_total"])
     by_part = {part: round(max(s["pss"].get(part, 0.0) for s in samples)) for part in PARTS}
-    notebooks, begin = {}, 0.0
+    notebooks, kernels, begin = {}, {}, 0.0
     for end, name in marks:
-        window = [s["pss_total"] for s in samples if begin <= s["t"] <= end]
+        window = [s for s in samples if begin <= s["t"] <= end]
         if window:
-            notebooks[name] = round(max(window))
+            notebooks[name] = round(max(s["pss_total"] for s in window))
+            kernels[name] = round(max(s["kernel_max"] for s in window))
         begin = end
     return {
         "samples": len(samples), "seconds": round(samples[-1]["t"], 1),
@@ -147,6 +148,10 @@ def summarise(samples: list[dict[str, Any]], marks: list[tuple[float, str]]) -> 
         "peak_by_part_mb": by_part,
         "largest_kernel_mb": round(max(s["kernel_max"] for s in samples)),
         "peak_by_notebook_mb": notebooks,
+        "kernel_by_notebook_mb": kernels,
+        # a student in JupyterLab who leaves every notebook's kernel running
+        "all_kernels_open_mb": round(peak["pss_total"] - peak["pss"].get("kernels", 0.0)
+                                     + sum(kernels.values())) if kernels else None,
     }
 
 
@@ -218,6 +223,9 @@ def first_buy(bootstrap: str, topic: str = "buy") -> int:
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient
 
+    host, _, port = bootstrap.rpartition(":")
+    if not port_answers(int(port), host):      # not started yet: no client, no connection errors
+        return 0
     try:
         meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=2)
         partitions = meta.topics[topic].partitions
