@@ -18,6 +18,17 @@ from ..waiting import wait_until
 from .prereqs import find_program, say
 from .processes import check_port_free, log_tail, port_answers, running_process, start_detached, stop_process
 
+#: longest Unix socket path (sun_path holds 108 bytes with the final NUL); mariadbd exits beyond it
+SOCKET_PATH_MAX = 107
+
+
+def check_socket_path(socket: Path) -> None:
+    """Raise a StackError when the socket path is too long for Unix (a deep project folder)."""
+    if len(str(socket)) > SOCKET_PATH_MAX:
+        raise StackError(f"MariaDB's socket path {socket} has {len(str(socket))} characters, more than "
+                         f"the {SOCKET_PATH_MAX} Unix allows: move the workbook to a shorter path, or "
+                         "set WORKBOOK_STATE_DIR to a short folder such as /tmp/workbook.")
+
 
 def check_names(settings: Settings) -> tuple[str, str]:
     """The database and user names, refused unless made of letters, digits and _."""
@@ -64,6 +75,7 @@ class LocalMariaDB:
         if running_process(self.pid_file):
             return False
         check_port_free(self.port, "MariaDB", "MYSQL_PORT")
+        check_socket_path(self.socket)
         user = getpass.getuser()
         if not (self.data / "mysql").is_dir():
             say("Initialising the MariaDB data directory (first time only)...")
