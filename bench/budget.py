@@ -33,8 +33,9 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
@@ -196,12 +197,13 @@ def measure_memory(interval: float) -> dict[str, Any]:
     log(f"JupyterLab on port {port}; running `make run`...")
     run = subprocess.Popen(["make", "run"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
-    roots = lambda: [psutil.Process(p.pid) for p in (lab, run) if p.poll() is None] + \
-        stack_processes(settings.state_dir)
+    def roots():
+        return [psutil.Process(p.pid) for p in (lab, run) if p.poll() is None] + \
+            stack_processes(settings.state_dir)
     sampler = Sampler(roots, interval)
     sampler.start()
     marks, output = [], []
-    for line in run.stdout:
+    for line in run.stdout or ():
         output.append(line.rstrip())
         found = re.match(r"\s+(\d\d_\w+)\.ipynb\s", line)
         if found:
@@ -213,7 +215,7 @@ def measure_memory(interval: float) -> dict[str, Any]:
     lab.terminate()
     lab.wait(30)
     result = summarise(samples, marks)
-    result.update(make_run_ok=run.returncode == 0, summary=[l for l in output if l.startswith(
+    result.update(make_run_ok=run.returncode == 0, summary=[line for line in output if line.startswith(
         ("Summary", "Messages"))])
     return result
 
@@ -237,7 +239,7 @@ def first_buy(bootstrap: str, topic: str = "buy") -> int:
                        for p in partitions)
         finally:
             consumer.close()
-    except Exception:          # Kafka not started yet, topic being created: not yet
+    except Exception:  # noqa: BLE001 - Kafka not started yet, topic being created: not yet
         return 0
 
 
@@ -265,7 +267,7 @@ def measure_bootstrap(interval: float, keep: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {"ports": ports}
     try:
         with client.setup_kernel(env=env):
-            kernel = psutil.Process(client.km.provisioner.process.pid)
+            kernel = psutil.Process(client.km.provisioner.process.pid)  # type: ignore[union-attr]
             sampler = Sampler(lambda: [kernel, *stack_processes(clone / ".stack")], interval)
             buy_at: list[float] = []
 
@@ -296,8 +298,8 @@ def measure_bootstrap(interval: float, keep: bool = False) -> dict[str, Any]:
         result.update(
             steps_s=steps, start_cell_s=ends[0], make_run_cell_s=round(ends[2] - ends[1], 1),
             first_buy_s=round(buy_at[0], 1) if buy_at else None, total_s=ends[-1],
-            notebooks=[l.strip() for l in texts[2].splitlines() if re.match(r"\s+\d\d_", l)],
-            summary=[l for l in texts[2].splitlines() if l.startswith(("Summary", "Messages"))],
+            notebooks=[line.strip() for line in texts[2].splitlines() if re.match(r"\s+\d\d_", line)],
+            summary=[line for line in texts[2].splitlines() if line.startswith(("Summary", "Messages"))],
             memory=summarise(samples, []))
     finally:
         for pid_file in (clone / ".stack/kafka/node-1/kafka.pid", clone / ".stack/mariadb/mariadb.pid"):
@@ -327,7 +329,8 @@ def measure_downloads() -> dict[str, Any]:
         ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
          "--no-breaks", "--no-replaces", "--no-enhances", "openjdk-17-jre-headless", "maven",
          "mariadb-server"], capture_output=True, text=True).stdout
-    packages = sorted({l.strip() for l in closure.splitlines() if l and not l.startswith((" ", "<"))})
+    packages = sorted({line.strip() for line in closure.splitlines()
+                       if line and not line.startswith((" ", "<"))})
     sizes = {}
     for package in packages:
         show = subprocess.run(["apt-cache", "show", "--no-all-versions", package],
