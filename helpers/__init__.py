@@ -44,6 +44,21 @@ _EXPORTS = {
     # plots
     "use_style": "plots", "plot_prices": "plots", "plot_variations": "plots", "plot_counts": "plots",
     "plot_partitions": "plots", "plot_arrivals": "plots",
+    # the classroom: exercises that check themselves, and a reset
+    "reset_course": "course", "CheckResult": "exercises", "copy_topic": "exercises",
+    "crash_router": "exercises", "check_rejection": "exercises", "check_days_above": "exercises",
+    "check_one_partition": "exercises", "check_max_partitions": "exercises",
+    "check_send_bars": "exercises", "check_double_replay": "exercises",
+    "check_sell_route": "exercises", "check_duplicates": "exercises",
+    "check_idle_consumers": "exercises", "check_offset_reset": "exercises",
+    "check_alert_counts": "exercises", "check_copartitioning": "exercises",
+    "check_my_buy_signals": "exercises", "check_one_signal_price": "exercises",
+    "check_router_lag": "exercises", "check_trailing_stop": "exercises",
+    "check_bot_restart": "exercises",
+    # 08 next steps: an e-mail per signal, a paper-trading bot
+    "smtp_server": "notify", "signal_email": "notify", "email_signals": "notify",
+    "PaperBot": "paper", "ExitRule": "paper", "backtest": "paper", "profit_and_loss": "paper",
+    "equity_curve": "paper", "plot_equity": "plots",
 }
 
 __all__ = list(_EXPORTS)

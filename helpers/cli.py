@@ -2,6 +2,7 @@
 
     workbook up | down | status [--json] [--show-secrets]
     workbook ingest | topics | replay | route | stream-sql | notebooks
+    workbook reset [--to NN] [--with-data]
 
 Every stage first checks the services it needs and says in one sentence
 which one is down and how to start it. Every error the workbook raises on
@@ -177,10 +178,22 @@ def cmd_stream_sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
+    """Put the course back to the start of a notebook (topics, groups, streams, tables)."""
+    from .course import check_stage, reset_course
+
+    check_stage(args.to)                       # a bad --to fails before anything is touched
+    target = f"the start of notebook {args.to}" if args.to else "its start"
+    print(f"Resetting the course{' in namespace ' + settings.namespace if settings.namespace else ''} "
+          f"to {target}...", file=sys.stderr)
+    print(reset_course(settings, args.to, with_data=args.with_data))
+    return 0
+
+
 #: the services each command needs, checked before it starts
 NEEDS = {"ingest": ("mysql",), "topics": ("kafka",), "replay": ("mysql", "kafka"),
          "route": ("kafka",), "stream-sql": ("kafka", "stream-sql"),
-         "notebooks": ("kafka", "mysql", "stream-sql")}
+         "notebooks": ("kafka", "mysql", "stream-sql"), "reset": ("kafka", "mysql")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--until-caught-up", action="store_true", help="stop at the end of the inputs")
     stream.add_argument("--engine", choices=("ksqldb", "flink"), help="override the stack's engine")
     stream.set_defaults(func=cmd_stream_sql)
+    reset = sub.add_parser("reset", help="put the course back: topics, consumer groups, streams, tables")
+    reset.add_argument("--to", metavar="NN", help="rebuild what the notebooks before NN produce (e.g. 05)")
+    reset.add_argument("--with-data", action="store_true",
+                       help="also empty candle_prices and ingest the sample bars again")
+    reset.set_defaults(func=cmd_reset)
     notebooks = sub.add_parser("notebooks", help="execute the notebooks headless into a folder")
     notebooks.add_argument("names", nargs="*", help="only these notebooks (e.g. 00_setup)")
     notebooks.add_argument("--output", default="build", help="folder for executed copies")

@@ -137,6 +137,12 @@ class Settings:
     mysql_password: str = field(default="", repr=False)
     explicit_database_url: str = field(default="", repr=False)
     massive_api_key: str = field(default="", repr=False)
+    smtp_host: str = ""            # '' = no SMTP server: notebook 08 starts a local sink
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = "workbook@localhost"
+    smtp_to: str = "student@localhost"
 
     @property
     def database_url(self) -> str:
@@ -241,4 +247,10 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
         massive_base_url=get("MASSIVE_BASE_URL", ""),
         explicit_database_url=get("DATABASE_URL", ""),
         massive_api_key=get("MASSIVE_API_KEY") or get("POLYGON_API_KEY", ""),
+        smtp_host=get("SMTP_HOST", ""),
+        smtp_port=parse_port("SMTP_PORT", get("SMTP_PORT", "587")),
+        smtp_user=get("SMTP_USER", ""),
+        smtp_password=get("SMTP_PASSWORD", ""),
+        smtp_from=get("SMTP_FROM") or "workbook@localhost",
+        smtp_to=get("SMTP_TO") or "student@localhost",
     )

@@ -161,3 +161,18 @@ def figure_and_axes(ax=None, figsize=None):
         return ax.figure, ax
     fig, ax = plt.subplots(figsize=figsize or STYLE["figure.figsize"], layout="constrained")
     return fig, ax
+
+
+def plot_equity(curve: pd.DataFrame, capital: float, *, title: str | None = None, ax=None):
+    """The paper-trading bot's equity over market time (USD), with its starting capital (08_next_steps)."""
+    fig, ax = figure_and_axes(ax)
+    days = curve.index.tz_localize(None) if getattr(curve.index, "tz", None) else curve.index
+    ax.plot(days, curve["equity"], color="tab:green", lw=1.8, label="equity = cash + holdings")
+    ax.plot(days, curve["holdings"], color="tab:blue", lw=1, alpha=0.6, label="holdings at market value")
+    ax.axhline(capital, color="black", ls="--", lw=1.2, label=f"starting capital ${capital:,.0f}")
+    ax.set(title=title or "Paper-trading bot: equity at each daily close",
+           xlabel="market time (UTC)", ylabel="USD")
+    ax.yaxis.set_major_formatter(lambda value, _: f"${value:,.0f}")
+    _time_axis(ax)
+    ax.legend(loc="upper left", fontsize="small")
+    return fig, ax

@@ -463,3 +463,22 @@ def test_status_names_the_ksqldb_version(fake, tmp_path):
     fake.httpd.shutdown()
     down = status_stream_sql(settings)
     assert not down.up and down.hint.startswith(f"ksqlDB does not answer at {fake.url}")
+
+
+def test_a_course_reset_drops_the_buy_stream_before_its_inputs_in_every_namespace(fake, tmp_path):
+    """`reset_course` on ksqlDB: the buy stream first (DROP STREAM also ends its query), then the inputs."""
+    from dataclasses import replace
+
+    from helpers.config import load_settings
+    from helpers.course import drop_ksqldb_streams
+
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_created.json"))
+    settings = replace(load_settings({"WORKBOOK_STACK": "local", "WORKBOOK_STUDENT": "alice"},
+                                     dotenv=tmp_path / "none"), ksqldb_url=fake.url)
+    dropped = drop_ksqldb_streams(settings)
+    sent = [r["body"]["ksql"].split("\n") for r in fake.requests if r["path"] == "/ksql"]
+    names = ("buy", "alerts", "variations")
+    assert sent[0] == [f"DROP STREAM IF EXISTS alice_{name}_stream;" for name in names]
+    assert [lines[0] for lines in sent[1:]] == [f"DROP STREAM IF EXISTS alice_{ns}_buy_stream;"
+                                                for ns in ("minute", "edges", "live")]
+    assert len(dropped) == 12 and not any("DELETE TOPIC" in line for lines in sent for line in lines)

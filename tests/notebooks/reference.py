@@ -8,6 +8,12 @@ the notebook it runs. The course's notebooks carry none, so:
 
 `record` is run by hand after `make run`, and its diff of expected.json is
 reviewed like code; `build` runs before every nbval run (`make test-notebooks`).
+
+The copies nbval runs are the **solved** notebooks (`helpers.solutions`): every
+cell of the students' notebooks, and after each exercise's check its solution
+and the same check again, asserted to fail on the untouched exercise and to
+pass on the solution. One nbval run thus checks the lessons' outputs, the
+students' starter cells, and every solution.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import nbformat
 
 from helpers.config import PROJECT_ROOT
 from helpers.notebooks import notebook_paths
+from helpers.solutions import solved_notebook
 
 EXPECTED = Path(__file__).with_name("expected.json")
 EXECUTED = PROJECT_ROOT / "build"
@@ -57,12 +64,12 @@ def record() -> dict:
 
 
 def build() -> list[Path]:
-    """Copies of the notebooks in build/nbval/ whose checked cells hold their expected outputs."""
+    """Solved copies of the notebooks in build/nbval/ whose checked cells hold their expected outputs."""
     expected = json.loads(EXPECTED.read_text())
     REFERENCE.mkdir(parents=True, exist_ok=True)
     written = []
     for path in notebook_paths():
-        nb = nbformat.read(path, as_version=4)
+        nb = solved_notebook(path)
         mine = expected.get(path.name, {})
         for cell in checked_cells(nb):
             if cell.id not in mine:

@@ -126,3 +126,20 @@ def test_only_config_reads_the_environment():
                     and getattr(node.value, "id", "") == "os":
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_smtp_settings_come_from_the_environment_and_the_password_is_never_shown(tmp_path):
+    from helpers.notify import SmtpServer
+
+    s = settings(tmp_path, {"SMTP_HOST": "smtp.example.org", "SMTP_PORT": "465", "SMTP_USER": "me",
+                            "SMTP_PASSWORD": "smtp-s3cret", "SMTP_TO": "you@example.org"})
+    assert (s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_to) == ("smtp.example.org", 465, "me",
+                                                                  "you@example.org")
+    assert s.smtp_from == "workbook@localhost" and s.smtp_password == "smtp-s3cret"
+    server = SmtpServer(s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_password)
+    for shown in (repr(s), repr(server), str(server)):
+        assert "smtp-s3cret" not in shown
+    assert "password ***" in str(server)
+    with pytest.raises(ConfigError, match="SMTP_PORT"):
+        settings(tmp_path, {"SMTP_PORT": "smtp"})
+    assert settings(tmp_path, {}).smtp_host == ""               # no server: notebook 08 uses a sink

@@ -1,0 +1,18 @@
+# Solutions of notebook 08's exercises, for the instructor (`make solutions`).
+# %% EXERCISE 08.1
+def trailing_stop(entry, closes):
+    """Sell 8 % below the highest close so far, or on day 60."""
+    highest = entry
+    for day, close in enumerate(closes[:60]):
+        if close <= highest * (1 - 0.08):
+            return day, "trailing stop"
+        highest = max(highest, close)
+    return (59, "time") if len(closes) >= 60 else None
+# %% EXERCISE 08.2
+lab = PaperBot(settings, rule, tables="ex08_paper",
+               group=settings.within("ex08").group("paper-bot"))
+lab.reset()
+print(lab.run(crash_after=40))           # dies before committing
+print(lab.run())                         # the restart
+book = lab.read_trades()
+DOUBLED = book.duplicated(["ticker", "side", "signal_ts"]).sum()   # 0
