@@ -9,11 +9,13 @@ INSTALLED := $(VENV)/.installed
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .PHONY: help setup up down status lab run test lint test-unit test-contract test-integration \
-        test-notebooks test-browser bench dashboard clean
+        test-notebooks test-browser bench dashboard clean solutions reset
 
 help:
 	@echo "make run     set up everything, run every notebook headless into build/, print a summary"
 	@echo "make test    set up what tests need, run lint, unit, contract, integration, notebook and browser tests"
+	@echo "make solutions  write the notebooks with their exercises solved into build/solutions/ (instructor)"
+	@echo "make reset   put the course back to its start: topics, consumer groups, streams, tables"
 	@echo "make up | down | status | lab | bench | dashboard | clean"
 
 # --- setup: virtual environment, packages, .env --------------------------------
@@ -51,6 +53,15 @@ lab: up
 run: up
 	$(WORKBOOK) notebooks --output build
 
+# --- the classroom ----------------------------------------------------------------
+# Solved copies for the instructor: each exercise's solution (solutions/*.py) after
+# its check, both checks asserted (the starter fails, the solution passes).
+solutions: setup
+	$(PY) -m helpers.solutions build/solutions
+
+reset: up
+	$(WORKBOOK) reset
+
 # --- tests: one command per layer, `make test` runs them all ----------------------
 # pytest exits 5 when it collects no test: that is a failure here, said out loud.
 define pytest_strict
@@ -71,8 +82,9 @@ test-contract: setup
 test-integration: up
 	$(call pytest_strict,tests/integration -q)
 
-# nbval runs copies of the notebooks whose checked cells carry their expected outputs
-# (tests/notebooks/expected.json); the committed notebooks carry none.
+# nbval runs the solved copies of the notebooks (see `solutions`), whose checked cells
+# carry their expected outputs (tests/notebooks/expected.json); the committed notebooks
+# carry none. One run checks the lessons, the students' starters and every solution.
 test-notebooks: up
 	$(PY) tests/notebooks/reference.py build
 	$(call pytest_strict,--nbval-lax --nbval-current-env --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg build/nbval -q)
