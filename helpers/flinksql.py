@@ -196,6 +196,15 @@ def run_buy_join(jar_path: str | Path, bootstrap_servers: str, *,
 # "NullPointerException: metadataHandlerProvider" (seen in CI). So the workbook
 # runs every job in a Python process of its own: one thread, one JVM, freed at exit.
 
+def job_event(line: str) -> dict[str, Any]:
+    """One JSON event of the job process; {} for anything else on its stdout (a JVM log line)."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
 class FlinkJob:
     """A buy join running in its own Python process and JVM (`python -m helpers.flinksql`)."""
 
@@ -231,9 +240,9 @@ class FlinkJob:
             ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
             line = self.proc.stdout.readline() if ready else ""
             if ready and line:
-                event = json.loads(line)
+                event = job_event(line)
                 self.stats.update(event)
-                if event["event"] == wanted:
+                if event.get("event") == wanted:
                     return event
                 continue
             if ready or self.proc.poll() is not None:
@@ -255,7 +264,7 @@ class FlinkJob:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         for line in self.proc.stdout or ():
-            self.stats.update(json.loads(line))
+            self.stats.update(job_event(line))
 
     def __str__(self) -> str:
         s = self.stats
