@@ -174,5 +174,5 @@ def plot_equity(curve: pd.DataFrame, capital: float, *, title: str | None = None
            xlabel="market time (UTC)", ylabel="USD")
     ax.yaxis.set_major_formatter(lambda value, _: f"${value:,.0f}")
     _time_axis(ax)
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="center left", fontsize="small")   # between the two lines
     return fig, ax
