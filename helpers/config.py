@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import quote_plus
 
-from .errors import ConfigError
+from .errors import ConfigError, WorkbookError
 from .schemas import TopicNames
 
 PROJECT_ROOT = Path(os.environ.get("WORKBOOK_HOME", Path(__file__).resolve().parent.parent))
@@ -55,11 +55,6 @@ def read_dotenv(path: Path) -> dict[str, str]:
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: ours plus `extra` (Flink's JVM, apt-get)."""
     return {**os.environ, **extra}
-
-
-def debug_tracebacks() -> bool:
-    """WORKBOOK_DEBUG=1 shows full tracebacks of workbook errors in notebooks."""
-    return bool(os.environ.get("WORKBOOK_DEBUG"))
 
 
 def parse_port(name: str, raw: str) -> int:
@@ -216,6 +211,7 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
                 raise ConfigError(f"WORKBOOK_STACK=external needs {name} in the environment or .env.")
 
     namespace = check_namespace(get("WORKBOOK_STUDENT", "").strip())
+    WorkbookError.show_traceback = get("WORKBOOK_DEBUG", "") not in ("", "0")
     kafka_port = parse_port("KAFKA_PORT", get("KAFKA_PORT", "9092"))
     ksqldb_port = parse_port("KSQLDB_PORT", get("KSQLDB_PORT", "8088"))
     state_dir = Path(get("WORKBOOK_STATE_DIR") or PROJECT_ROOT / ".stack")

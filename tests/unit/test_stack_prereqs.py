@@ -114,8 +114,10 @@ def test_pom_is_the_single_source_of_versions():
 
 
 def test_light_commands_do_not_import_the_notebook_libraries():
-    code = ("import sys, helpers.cli, helpers.stack; "
-            "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'IPython', 'pyflink') "
+    code = ("import sys, helpers.cli, helpers.stack; from helpers.config import load_settings; "
+            "helpers.stack.stack_status(load_settings({'WORKBOOK_STACK': 'local', 'KAFKA_PORT': '1', "
+            "'MYSQL_PORT': '1', 'MYSQL_PASSWORD': 'x'})); "
+            "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'IPython', 'pyflink', 'pandas') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
