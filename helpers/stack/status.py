@@ -169,7 +169,7 @@ def status_stream_sql(settings: Settings) -> ServiceStatus:
         return ServiceStatus("stream-sql", settings.ksqldb_url, True, f"ksqlDB {info.get('version', '?')}")
     from importlib.metadata import PackageNotFoundError, version
 
-    where = "local Flink per query (PyFlink)"
+    where = "local Flink session per notebook (PyFlink)"
     try:
         flink = version("apache-flink")
     except PackageNotFoundError:
