@@ -6,6 +6,7 @@ system has since given to another program is never mistaken for our server.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -64,10 +65,17 @@ def running_process(pid_file: Path) -> psutil.Process | None:
 
 
 def start_detached(args: list[str], log: Path, pid_file: Path,
-                   env: dict[str, str] | None = None) -> psutil.Process:
-    """Start a long-running server in its own session, output to `log`; record it in `pid_file`."""
+                   env: dict[str, str] | None = None, die_with_parent: bool = False) -> psutil.Process:
+    """Start a long-running server in its own session, output to `log`; record it in `pid_file`.
+
+    die_with_parent=True: the server gets SIGKILL when the thread that started
+    it ends (Linux `setpriv --pdeathsig`): start such servers from the main
+    thread, and they cannot outlive a killed kernel or test run.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
+    if die_with_parent and shutil.which("setpriv"):
+        args = ["setpriv", "--pdeathsig", "KILL", "--", *args]   # setpriv execs: same pid
     with open(log, "ab") as out:
         popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True, env=env)
@@ -78,11 +86,23 @@ def start_detached(args: list[str], log: Path, pid_file: Path,
 
 def stop_process(pid_file: Path, timeout: float = 30.0) -> int | None:
     """Terminate the recorded process and its children, kill what lingers; return its pid."""
-    proc = running_process(pid_file)
-    pid_file.unlink(missing_ok=True)
-    if proc is None:
-        return None
-    family = [proc, *proc.children(recursive=True)]
+    stopped = stop_processes([pid_file], timeout)
+    return stopped[0] if stopped else None
+
+
+def stop_processes(pid_files: list[Path], timeout: float = 30.0) -> list[int]:
+    """Terminate the recorded processes (and children) all at once, kill what lingers; return their pids.
+
+    All at once, because the nodes of a Kafka quorum shut down together: one
+    by one, the last node waits for a quorum that has already left.
+    """
+    leaders, family = [], []
+    for pid_file in pid_files:
+        proc = running_process(pid_file)
+        pid_file.unlink(missing_ok=True)
+        if proc is not None:
+            leaders.append(proc)
+            family += [proc, *proc.children(recursive=True)]
     for member in family:
         try:
             member.terminate()
@@ -95,7 +115,7 @@ def stop_process(pid_file: Path, timeout: float = 30.0) -> int | None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(alive, timeout=5)
-    return proc.pid
+    return [proc.pid for proc in leaders]
 
 
 def kill_process(pid_file: Path) -> int | None:
