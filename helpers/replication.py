@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Producer, TopicPartition
 
-from .clients import KAFKA_LOGGER, make_admin, make_consumer, send
+from .clients import KAFKA_LOGGER, PRODUCER_DEFAULTS, make_admin, make_consumer, send
 from .config import Settings, load_settings
 from .errors import InputError, StackError, WaitTimeout
 from .produce import bar_message
@@ -73,9 +73,10 @@ class LabCluster:
         return self.settings.bootstrap_servers
 
     def conf(self, producer_conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """A client configuration for this cluster: `producer_conf` plus address, logger and quick reconnects."""
+        """A producer configuration for this cluster: `producer_conf` plus address, logger, quick
+        reconnects and the workbook's partitioner (a ticker lands where Java clients put it)."""
         return {"bootstrap.servers": self.bootstrap_servers, "logger": KAFKA_LOGGER,
-                **LAB_CLIENT_CONF, **(producer_conf or {})}
+                "partitioner": PRODUCER_DEFAULTS["partitioner"], **LAB_CLIENT_CONF, **(producer_conf or {})}
 
     def kill(self, broker_id: int) -> None:
         """Kill a broker at once, as a crash would (SIGKILL, or `docker compose kill`)."""
@@ -127,8 +128,9 @@ class LocalLab(LabCluster):
             self.kafka.start_node(node)      # from this thread: the JVM dies with it (pdeathsig)
 
     def _remove(self) -> None:
-        for node in self.kafka.running():
-            self.kafka.kill_node(node)       # throw-away: no controlled shutdown needed
+        from .stack.processes import kill_processes
+
+        kill_processes([n.pid_file for n in self.kafka.nodes])   # throw-away: no controlled shutdown
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -644,13 +646,15 @@ def plot_fault_timeline(runs: ReplayRun | Iterable[ReplayRun], samples: pd.DataF
     rate_ax, queue_ax, isr_ax = axes
     when = lambda seconds: pd.to_datetime(pd.Series(list(seconds)), unit="s").to_numpy()   # noqa: E731
     total = {"delivered": sum(len(r.delivered) for r in runs), "failed": sum(len(r.failed) for r in runs)}
-    for i, run in enumerate(runs):
+    labelled = set()
+    for run in runs:
         for outcome, color, times in (("delivered", "tab:blue", run.delivered.values()),
                                       ("failed", "tab:red", run.failed_at.values())):
-            if total[outcome]:
+            if times:                      # a run with no such outcome draws no flat line
                 rate = per_second(times, run.started, run.finished, bucket)
                 rate_ax.step(when(rate.index), rate.to_numpy(), where="post", color=color,
-                             label=f"{outcome} ({total[outcome]:,})" if i == 0 else None)
+                             label=None if outcome in labelled else f"{outcome} ({total[outcome]:,})")
+                labelled.add(outcome)
     rate_ax.set(ylabel="messages per second", title=title or "Deliveries and in-sync replicas")
     rate_ax.legend(loc="best")
     for run in runs:

@@ -120,12 +120,20 @@ def stop_processes(pid_files: list[Path], timeout: float = 30.0) -> list[int]:
 
 def kill_process(pid_file: Path) -> int | None:
     """SIGKILL the recorded process at once, as a crash would (the pid file stays)."""
-    proc = running_process(pid_file)
-    if proc is None:
-        return None
-    proc.kill()
-    psutil.wait_procs([proc], timeout=10)
-    return proc.pid
+    killed = kill_processes([pid_file])
+    return killed[0] if killed else None
+
+
+def kill_processes(pid_files: list[Path]) -> list[int]:
+    """SIGKILL every recorded process at once, then wait until they are gone; return their pids."""
+    procs = [proc for proc in map(running_process, pid_files) if proc is not None]
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+    return [proc.pid for proc in procs]
 
 
 def log_tail(log: Path, lines: int = 15) -> str:
