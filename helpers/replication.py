@@ -1,7 +1,8 @@
 """Replication and fault tolerance: a cluster to break on purpose, and exact counts (09_fault_tolerance).
 
 `start_lab_cluster` starts a throw-away cluster of three brokers and one
-controller of their own — local JVMs on free ports in a temporary folder, or
+controller of their own — local JVMs on free ports in a temporary folder
+(`.stack/lab/run-*`), or
 the `faults` profile of docker-compose.yml — and removes it when closed, when
 the Python process exits, or (locally) when the process dies: its JVMs get
 SIGKILL with their parent. Its controller runs apart from the brokers so that
@@ -204,11 +205,12 @@ def start_lab_cluster(settings: Settings | None = None, timeout: float = 180) ->
         env = {f"LAB_KAFKA_PORT_{i}": str(p) for i, p in zip(BROKER_IDS, ports)}
         lab = ComposeLab(lab_settings, env=env)
         _OPEN.append(lab)
-        lab._compose("up", "-d", "--wait", *ComposeLab.SERVICES)
     else:
         raise StackError("Notebook 09 starts a Kafka cluster of its own, with the local or the Docker "
                          "stack: set WORKBOOK_STACK=local or docker (it cannot kill external brokers).")
     try:
+        if isinstance(lab, ComposeLab):
+            lab._compose("up", "-d", "--wait", *ComposeLab.SERVICES)
         wait_for_brokers(lab, len(BROKER_IDS), timeout)
     except BaseException:
         lab.close()
@@ -224,7 +226,9 @@ def start_local_lab(settings: Settings, lab_settings: Settings, ports: list[int]
 
     ensure_programs(("java", "mvn"))
     resolve_jars(settings)
-    root = Path(tempfile.mkdtemp(prefix="workbook-lab-"))
+    sweep_stale_labs(settings)
+    (settings.state_dir / "lab").mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="run-", dir=settings.state_dir / "lab"))
     kafka = lab_kafka(settings, root, ports)
     lab = LocalLab(lab_settings, kafka=kafka, root=root)
     _OPEN.append(lab)
@@ -237,6 +241,23 @@ def start_local_lab(settings: Settings, lab_settings: Settings, ports: list[int]
         lab.close()
         raise
     return lab
+
+
+def sweep_stale_labs(settings: Settings, min_age: float = 300) -> list[Path]:
+    """Delete the folders of labs whose process was killed (its JVMs died with it, the folder stayed):
+    no node of theirs runs and they are older than `min_age` seconds; return them."""
+    from .stack.processes import running_process
+
+    swept = []
+    for root in sorted((settings.state_dir / "lab").glob("run-*")):
+        try:
+            old = time.time() - root.stat().st_mtime > min_age
+        except OSError:
+            continue
+        if old and not any(running_process(pid) for pid in root.glob("node-*/kafka.pid")):
+            shutil.rmtree(root, ignore_errors=True)
+            swept.append(root)
+    return swept
 
 
 def lab_kafka(settings: Settings, root: Path, ports: list[int]):

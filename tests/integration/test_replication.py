@@ -12,8 +12,8 @@ from confluent_kafka.admin import NewTopic
 from helpers.clients import make_admin
 from helpers.config import PROJECT_ROOT
 from helpers.replication import (election_seconds, messages_in_topic, partition_leaders,
-                                 read_sequence_numbers, replay_numbered, start_lab_cluster, tally_runs,
-                                 wait_for_isr, watch_partitions)
+                                 read_sequence_numbers, replay_numbered, start_lab_cluster,
+                                 sweep_stale_labs, tally_runs, wait_for_isr, watch_partitions)
 from helpers.sources import fetch_sample
 from helpers.waiting import wait_until
 
@@ -79,14 +79,17 @@ def lab_processes(root: str) -> list[int]:
 
 
 @pytest.mark.parametrize("ending", ["os._exit(1)", "sys.exit(0)"])
-def test_lab_cluster_never_outlives_its_process(ending):
+def test_lab_cluster_never_outlives_its_process(settings, ending):
     """Crash (no atexit: the JVMs die with their parent) or plain exit (atexit closes the cluster)."""
     code = ("import os, sys; from helpers.replication import start_lab_cluster; "
             "lab = start_lab_cluster(); print(lab.root, flush=True); " + ending)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
                          cwd=PROJECT_ROOT, env={**os.environ, "WORKBOOK_STACK": "local"})
     root = out.stdout.split()[0]
-    assert root.startswith("/") and "workbook-lab-" in root, out.stdout + out.stderr[-2000:]
+    assert Path(root).parent == settings.state_dir / "lab", out.stdout + out.stderr[-2000:]
     assert wait_until(lambda: lab_processes(root) == [], 20, f"the lab's JVMs under {root} to die") is True
     if ending == "sys.exit(0)":
         assert not Path(root).exists()       # closed at exit: folder removed too
+    else:                                    # killed: the folder stays until a later lab sweeps it
+        assert Path(root).is_dir()
+        assert Path(root) in sweep_stale_labs(settings, min_age=0) and not Path(root).exists()

@@ -1,4 +1,6 @@
 """Notebook 09's counting and timing, without services: exact tallies, elections, ISR tables, plots."""
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -129,3 +131,83 @@ def test_timeline_plot_has_rates_queue_and_isr():
     assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["delivered (3)", "failed (1)"]
     assert axes[2].get_ylabel() == "in-sync replicas" and "UTC" in axes[2].get_xlabel()
     assert any("kill broker 1" in t.get_text() for t in axes[0].texts)
+
+
+def test_docker_lab_runs_compose_kill_start_and_rm(monkeypatch, tmp_path):
+    """With Docker, the lab is the `faults` profile: the commands are recorded here (no engine)."""
+    from helpers import replication
+    from helpers.config import load_settings
+    compose_module = importlib.import_module("helpers.stack.compose")   # helpers.stack.compose is also a function
+
+    calls = []
+    monkeypatch.setattr(compose_module, "compose", lambda *args, env=None: calls.append((args, env)))
+    monkeypatch.setattr(replication, "wait_for_brokers", lambda lab, count, timeout: None)
+    settings = load_settings({"WORKBOOK_STACK": "docker"}, dotenv=tmp_path / "none")
+    lab = replication.start_lab_cluster(settings)
+    lab.kill(2)
+    lab.restart(2)
+    lab.close()
+    ports = [address.rsplit(":", 1)[1] for address in lab.bootstrap_servers.split(",")]
+    services = ("lab-controller", "lab-kafka-1", "lab-kafka-2", "lab-kafka-3")
+    assert [args for args, _ in calls] == [
+        ("--profile", "faults", "up", "-d", "--wait", *services),
+        ("--profile", "faults", "kill", "lab-kafka-2"),
+        ("--profile", "faults", "start", "lab-kafka-2"),
+        ("--profile", "faults", "rm", "--stop", "--force", "--volumes", *services)]
+    assert calls[0][1] == {f"LAB_KAFKA_PORT_{i}": port for i, port in zip((1, 2, 3), ports)}
+    assert [what for _, what in lab.events] == ["kill broker 2", "restart broker 2"]
+    assert replication._OPEN == []
+
+
+def test_docker_lab_that_fails_to_start_is_removed(monkeypatch, tmp_path):
+    from helpers import replication
+    from helpers.config import load_settings
+    from helpers.errors import StackError
+    compose_module = importlib.import_module("helpers.stack.compose")   # helpers.stack.compose is also a function
+
+    calls = []
+
+    def compose(*args, env=None):
+        calls.append(args)
+        if "up" in args:
+            raise StackError("`docker compose up` failed (exit 1).")
+
+    monkeypatch.setattr(compose_module, "compose", compose)
+    with pytest.raises(StackError, match="failed"):
+        replication.start_lab_cluster(load_settings({"WORKBOOK_STACK": "docker"}, dotenv=tmp_path / "none"))
+    assert calls[-1][:3] == ("--profile", "faults", "rm") and replication._OPEN == []
+
+
+def test_external_stack_cannot_host_the_lab(tmp_path):
+    from helpers import replication
+    from helpers.config import load_settings
+    from helpers.errors import StackError
+
+    settings = load_settings({"WORKBOOK_STACK": "external", "KAFKA_BOOTSTRAP_SERVERS": "k:9092",
+                              "DATABASE_URL": "mysql+pymysql://u:p@h/d"}, dotenv=tmp_path / "none")
+    with pytest.raises(StackError, match="local or the Docker stack"):
+        replication.start_lab_cluster(settings)
+
+
+def test_sweep_removes_only_old_lab_folders_with_nothing_running(tmp_path):
+    import json
+    import os
+
+    import psutil
+
+    from helpers import replication
+    from helpers.config import load_settings
+
+    settings = load_settings({"WORKBOOK_STACK": "local", "WORKBOOK_STATE_DIR": str(tmp_path)},
+                             dotenv=tmp_path / "none")
+    labs = tmp_path / "lab"
+    dead, alive, young = (labs / name / "node-1" for name in ("run-dead", "run-alive", "run-young"))
+    for node in (dead, alive, young):
+        node.mkdir(parents=True)
+    me = psutil.Process()
+    (alive / "kafka.pid").write_text(json.dumps({"pid": me.pid, "started": me.create_time()}))
+    (dead / "kafka.pid").write_text(json.dumps({"pid": me.pid, "started": me.create_time() - 100}))
+    for folder in (dead.parent, alive.parent):
+        os.utime(folder, (0, 0))
+    assert replication.sweep_stale_labs(settings) == [dead.parent]
+    assert sorted(p.name for p in labs.iterdir()) == ["run-alive", "run-young"]
