@@ -41,6 +41,12 @@ _EXPORTS = {
     "what_if": "whatif", "sweep": "whatif",
     # 07 live
     "LivePipeline": "live", "LiveView": "live", "apply_to_pipeline": "live",
+    # 09 fault tolerance
+    "start_lab_cluster": "replication", "describe_partitions": "replication",
+    "partition_leaders": "replication", "wait_for_isr": "replication", "watch_partitions": "replication",
+    "replay_numbered": "replication", "read_sequence_numbers": "replication",
+    "messages_in_topic": "replication", "tally_runs": "replication", "election_seconds": "replication",
+    "recovery_seconds": "replication", "isr_at": "replication", "plot_fault_timeline": "replication",
     # plots
     "use_style": "plots", "plot_prices": "plots", "plot_variations": "plots", "plot_counts": "plots",
     "plot_partitions": "plots", "plot_arrivals": "plots",
