@@ -15,14 +15,15 @@ that notebook 04 writes by hand. The decisions are pure (`route_bar`, built on
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from .clients import make_consumer, make_producer, send
+from .clients import client_conf, make_consumer, make_producer, send
 from .config import Settings, load_settings
 from .errors import DeliveryError, SchemaError
 from .progress import progress_bar
@@ -81,11 +82,18 @@ class RouteReport:
     dead_letters: int = 0
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    waited: float = 0.0       # seconds before the first record arrived (joining the group)
 
     @property
     def rate(self) -> float:
         """Consumed bars per second."""
         return self.consumed / self.seconds if self.seconds else 0.0
+
+    @property
+    def busy_rate(self) -> float:
+        """Consumed bars per second from the first record on (without the wait to join the group)."""
+        busy = self.seconds - self.waited
+        return self.consumed / busy if busy > 0 else 0.0
 
     def __str__(self) -> str:
         return (f"consumed {self.consumed:,}: {self.variations:,} variations, {self.alerts:,} alerts, "
@@ -209,7 +217,10 @@ class Router:
         try:
             with progress_bar(total=None, desc="routing", unit="bar", enabled=show) as bar:
                 while not self.stop_event.is_set():
-                    self._batch(self.consumer.consume(BATCH, timeout=0.5), at_end, bar)
+                    messages = self.consumer.consume(BATCH, timeout=0.5)
+                    if not self.report.consumed and any(not m.error() for m in messages):
+                        self.report.waited = time.perf_counter() - start
+                    self._batch(messages, at_end, bar)
                     assigned = {tp.partition for tp in self.consumer.assignment()}
                     if until_caught_up and assigned and assigned <= at_end:
                         break
@@ -227,3 +238,58 @@ def run_router(settings: Settings | None = None, thresholds: Thresholds = Thresh
     """Route `pricelist` (by default until caught up, as the notebook does)."""
     return Router(settings, thresholds, exactly_once=exactly_once, group_id=group_id).run(
         until_caught_up, progress)
+
+
+# --- the loop a student writes first (04_routing) ----------------------------------
+
+def route_naively(settings: Settings | None = None, thresholds: Thresholds = Thresholds(), *,
+                  group_id: str | None = None, commit_every: int = 500) -> RouteReport:
+    """The plain router of notebook 04, until caught up: one record at a time, stdlib json, no safety net.
+
+    consume -> json.loads -> the two rules -> json.dumps -> produce -> commit
+    every `commit_every` records. It is the yardstick of `Router`: it commits
+    offsets before its output is confirmed (a crash can lose bars), has no
+    dead-letter topic (one malformed record stops it) and no exactly-once mode.
+    """
+    settings = settings or load_settings()
+    topics = settings.topics
+    consumer = Consumer(client_conf(settings, {
+        "group.id": group_id or settings.group("naive-router"), "auto.offset.reset": "earliest",
+        "enable.auto.commit": False, "enable.partition.eof": True}))
+    producer = Producer(client_conf(settings))
+    report, at_end = RouteReport(), set()
+    start = time.perf_counter()
+    consumer.subscribe([topics.pricelist])
+    try:
+        while True:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(msg.error())
+                at_end.add(msg.partition())
+                if at_end >= {tp.partition for tp in consumer.assignment()}:
+                    break                                   # every partition read to its end
+                continue
+            if not report.consumed:
+                report.waited = time.perf_counter() - start
+            bar = json.loads(msg.value())
+            variation = json.dumps(to_variation(bar))
+            producer.produce(topics.variations, variation, msg.key(), timestamp=bar["ts"])
+            report.variations += 1
+            if is_alert(bar["close"], thresholds.price):
+                alert = json.dumps(to_alert(bar))
+                producer.produce(topics.alerts, alert, msg.key(), timestamp=bar["ts"])
+                report.alerts += 1
+            producer.poll(0)
+            report.consumed += 1
+            if report.consumed % commit_every == 0:
+                consumer.commit(asynchronous=False)
+        if report.consumed % commit_every:
+            consumer.commit(asynchronous=False)          # the last, partial batch
+    finally:
+        producer.flush(60)
+        consumer.close()
+        report.seconds = time.perf_counter() - start
+    return report
