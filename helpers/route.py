@@ -32,7 +32,10 @@ from .schemas import PRICELIST, TopicNames, decode, encode
 from .validation import REASONS, bar_problem, now_ms
 
 ROUTER_GROUP = "workbook-router"        # settings.group("router") on a laptop
-BATCH = 500
+BATCH = 1000                            # records read at a time, at most
+POLL_S = 0.5                            # how long to wait for a record when none is there
+COMMIT_EVERY_S = 0.5                    # make the routed records durable this often ...
+COMMIT_MAX = 20_000                     # ... or after this many records, whichever comes first
 DLQ_MAX_VALUE = 64 * 1024               # a dead letter keeps at most this much of a value (bytes)
 DLQ_MAX_KEY = 1024
 # a rebalance took the partitions away: their offsets go to the new owner, the batch repeats
@@ -101,17 +104,29 @@ class RouteReport:
 
 
 class Router:
-    """A consumer-producer loop around route_bar, stoppable from another thread or a signal."""
+    """A consumer-producer loop around route_bar, stoppable from another thread or a signal.
+
+    It reads up to BATCH records at a time, produces their outputs without
+    waiting, and every `commit_every` seconds (or COMMIT_MAX records) makes
+    them durable: at-least-once waits until every routed message is delivered
+    and then commits the inputs' offsets; exactly-once commits a transaction
+    that holds both. Only failed deliveries are reported back
+    (`delivery.report.only.error`): flush() leaving nothing in flight and no
+    failure reported means every message was delivered.
+    """
 
     def __init__(self, settings: Settings | None = None, thresholds: Thresholds = Thresholds(), *,
-                 exactly_once: bool = False, group_id: str | None = None):
+                 exactly_once: bool = False, group_id: str | None = None,
+                 commit_every: float = COMMIT_EVERY_S):
         self.settings = settings or load_settings()
         self.thresholds, self.topics = thresholds, self.settings.topics
         self.exactly_once = exactly_once
+        self.commit_every = commit_every
         group_id = group_id or self.settings.group("router")
         self.consumer = make_consumer(group_id, self.settings)
-        extra = {"transactional.id": f"{group_id}.tx", "transaction.timeout.ms": 10_000} \
-            if exactly_once else {}
+        extra: dict[str, Any] = {"delivery.report.only.error": True, "on_delivery": self._on_delivery}
+        if exactly_once:
+            extra.update({"transactional.id": f"{group_id}.tx", "transaction.timeout.ms": 10_000})
         self.producer = make_producer(self.settings, extra)
         if exactly_once:
             self.producer.init_transactions(30)
@@ -119,6 +134,9 @@ class Router:
         self.report = RouteReport()
         self._errors: list[str] = []
         self._done: dict[int, int] = {}      # partition -> next offset to commit
+        self._pending = 0                    # records routed since the last commit
+        self._in_transaction = False
+        self._failed = False
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and return."""
@@ -128,22 +146,31 @@ class Router:
         if err:
             self._errors.append(f"{msg.topic()}: {err}")
 
-    def _route(self, msg: Message) -> None:
+    def _dead_letter(self, msg: Message, reason: str) -> None:
+        """Send a refused record, as received, to the dead-letter topic with its reason."""
+        self.report.dead_letters += 1
+        self.report.reasons[reason] = self.report.reasons.get(reason, 0) + 1
+        key = msg.key()[:DLQ_MAX_KEY] if msg.key() else None
+        value_bytes = msg.value()[:DLQ_MAX_VALUE] if msg.value() else None
+        send(self.producer, self.topics.dead_letter, value_bytes, key,
+             min(max(msg.timestamp()[1], 0), now_ms()), None, dead_letter_headers(msg, reason))
+
+    def _route(self, msg: Message, now: int | None = None) -> None:
         """Produce the outputs of one input record."""
-        for topic, value in route_bar(msg.value(), self.thresholds, self.topics):
-            if topic == self.topics.dead_letter:
-                reason = value["reason"]
-                self.report.dead_letters += 1
-                self.report.reasons[reason] = self.report.reasons.get(reason, 0) + 1
-                key = msg.key()[:DLQ_MAX_KEY] if msg.key() else None
-                value_bytes = msg.value()[:DLQ_MAX_VALUE] if msg.value() else None
-                send(self.producer, topic, value_bytes, key, min(max(msg.timestamp()[1], 0), now_ms()),
-                     self._on_delivery, dead_letter_headers(msg, reason))
+        produce, topics = self.producer.produce, self.topics
+        for topic, value in route_bar(msg.value(), self.thresholds, topics, now):
+            if topic == topics.dead_letter:
+                self._dead_letter(msg, value["reason"])
                 continue
-            self.report.variations += topic == self.topics.variations
-            self.report.alerts += topic == self.topics.alerts
-            send(self.producer, topic, encode(value), value["ticker"].encode(), value["ts"],
-                 self._on_delivery)
+            if topic == topics.variations:
+                self.report.variations += 1
+            else:
+                self.report.alerts += 1
+            message, key, ts = encode(value), value["ticker"].encode(), value["ts"]
+            try:
+                produce(topic, message, key, timestamp=ts)
+            except BufferError:                 # the local queue is full: wait for room
+                send(self.producer, topic, message, key, ts)
 
     def _offsets(self, partitions: set[int] | None = None) -> list[TopicPartition]:
         return [TopicPartition(self.topics.pricelist, p, o) for p, o in self._done.items()
@@ -154,6 +181,7 @@ class Router:
         if self.producer.flush(60) or self._errors:
             raise DeliveryError(f"Routed messages were not delivered, so no offsets were committed: "
                                 f"{self._errors[:3]}.")
+        self._pending = 0
         if not self._done:
             return
         try:
@@ -164,14 +192,24 @@ class Router:
         self._done.clear()
 
     def _commit_transaction(self) -> None:
-        """Exactly-once: the batch's outputs and input offsets, committed in one transaction."""
-        group = self.consumer.consumer_group_metadata()
-        self.producer.send_offsets_to_transaction(self._offsets(), group, 30)
-        self.producer.commit_transaction(60)
+        """Exactly-once: the outputs and input offsets since the last commit, in one transaction."""
+        if not self._in_transaction:
+            return
+        try:
+            if self._done:
+                group = self.consumer.consumer_group_metadata()
+                self.producer.send_offsets_to_transaction(self._offsets(), group, 30)
+            self.producer.commit_transaction(60)
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                raise
+            self._abort_and_rewind()
+        self._in_transaction = False
+        self._pending = 0
         self._done.clear()
 
     def _abort_and_rewind(self) -> None:
-        """Exactly-once: drop the open transaction and read its batch again."""
+        """Exactly-once: drop the open transaction and read its records again."""
         self.producer.abort_transaction(30)
         self._errors.clear()
         committed = self.consumer.committed(self.consumer.assignment(), timeout=10)
@@ -179,51 +217,78 @@ class Router:
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
         self._done.clear()
 
-    def _on_revoke(self, consumer, partitions) -> None:
-        """Partitions go to another router: commit what was routed from them first."""
-        if not self.exactly_once:
+    def _make_durable(self) -> None:
+        """Commit what was routed since the last commit (either mode)."""
+        if self.exactly_once:
+            self._commit_transaction()
+        else:
             self._commit()
+        self._last_commit = time.perf_counter()
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        """Partitions go to another router: commit what was routed from them first.
+
+        Not after a failure in exactly-once mode: its open transaction is left
+        to be aborted (by the broker, or by the next router of the group).
+        """
+        if not (self.exactly_once and self._failed):
+            self._make_durable()
 
     def _batch(self, messages: list[Message], at_end: set[int], bar) -> None:
-        if self.exactly_once:
+        """Route a batch of records; errors other than end-of-partition raise."""
+        if self.exactly_once and not self._in_transaction and any(not m.error() for m in messages):
             self.producer.begin_transaction()
+            self._in_transaction = True
+        now, done, routed = now_ms(), self._done, 0
         for msg in messages:
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error:
+                if error.code() == KafkaError._PARTITION_EOF:
                     at_end.add(msg.partition())
                     continue
-                raise KafkaException(msg.error())
-            at_end.discard(msg.partition())
-            self._route(msg)
-            self._done[msg.partition()] = msg.offset() + 1
-            self.report.consumed += 1
-        bar.update(len(messages))
-        if not self.exactly_once:
-            self._commit()
-            return
-        try:
-            self._commit_transaction()
-        except KafkaException as exc:
-            if not exc.args[0].txn_requires_abort():
-                raise
-            self._abort_and_rewind()
+                raise KafkaException(error)
+            partition = msg.partition()
+            at_end.discard(partition)
+            self._route(msg, now)
+            done[partition] = msg.offset() + 1
+            routed += 1
+        self.report.consumed += routed
+        self._pending += routed
+        self.producer.poll(0)
+        bar.update(routed)
+
+    def _next_batch(self) -> list[Message]:
+        """What the consumer holds now (up to BATCH); when it holds nothing, wait for the next record."""
+        messages = self.consumer.consume(BATCH, timeout=0)
+        if not messages:
+            messages = self.consumer.consume(1, timeout=POLL_S)
+        return messages
 
     def run(self, until_caught_up: bool = False, progress: bool | None = None) -> RouteReport:
         """Route until stopped (or, with until_caught_up, until every partition is at its end)."""
-        start = time.perf_counter()
+        start = self._last_commit = time.perf_counter()
         at_end: set[int] = set()
         self.consumer.subscribe([self.topics.pricelist], on_revoke=self._on_revoke)
         show = self.settings.progress if progress is None else progress
         try:
             with progress_bar(total=None, desc="routing", unit="bar", enabled=show) as bar:
                 while not self.stop_event.is_set():
-                    messages = self.consumer.consume(BATCH, timeout=0.5)
+                    messages = self._next_batch()
                     if not self.report.consumed and any(not m.error() for m in messages):
                         self.report.waited = time.perf_counter() - start
                     self._batch(messages, at_end, bar)
                     assigned = {tp.partition for tp in self.consumer.assignment()}
-                    if until_caught_up and assigned and assigned <= at_end:
+                    caught_up = bool(until_caught_up and assigned and assigned <= at_end)
+                    if self._pending and (caught_up or self._pending >= COMMIT_MAX or not messages
+                                          or time.perf_counter() - self._last_commit >= self.commit_every):
+                        self._make_durable()
+                    if caught_up:
                         break
+                if self._pending or self._in_transaction:
+                    self._make_durable()             # stopped: what was routed is committed
+        except BaseException:
+            self._failed = True
+            raise
         finally:
             if not self.exactly_once:
                 self.producer.flush(60)
