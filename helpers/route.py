@@ -16,11 +16,13 @@ that notebook 04 writes by hand. The decisions are pure (`route_bar`, built on
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from .clients import client_conf, make_consumer, make_producer, send
@@ -28,8 +30,8 @@ from .config import Settings, load_settings
 from .errors import DeliveryError, SchemaError
 from .progress import progress_bar
 from .rules import Thresholds, is_alert, to_alert, to_variation
-from .schemas import PRICELIST, TopicNames, decode, encode
-from .validation import REASONS, bar_problem, now_ms
+from .schemas import BIG_INT, MAX_VALUE_BYTES, PRICELIST, TopicNames, decode, encode
+from .validation import MAX_AHEAD_MS, MAX_COUNT, REASONS, TICKER, bar_problem, now_ms
 
 ROUTER_GROUP = "workbook-router"        # settings.group("router") on a laptop
 BATCH = 1000                            # records read at a time, at most
@@ -52,17 +54,64 @@ def route_bar(raw: bytes | None, thresholds: Thresholds, topics: TopicNames = To
     Pure: no I/O. A dead letter's value is {"reason": ...}; every other record
     gives one variation, plus an alert when its close is above the threshold.
     """
-    try:
-        bar = decode(PRICELIST, raw, finite=False)
-    except SchemaError as exc:
-        return [(topics.dead_letter, {"reason": f"bad_message: {exc}"})]
-    problem = bar_problem(bar, now)
-    if problem:
-        return [(topics.dead_letter, {"reason": f"{problem}: {REASONS[problem]}"})]
+    bar = valid_bar(raw, now)
+    if bar is None:                     # anything unusual: the full checks say what is wrong, if anything
+        try:
+            bar = decode(PRICELIST, raw, finite=False)
+        except SchemaError as exc:
+            return [(topics.dead_letter, {"reason": f"bad_message: {exc}"})]
+        problem = bar_problem(bar, now)
+        if problem:
+            return [(topics.dead_letter, {"reason": f"{problem}: {REASONS[problem]}"})]
     out = [(topics.variations, to_variation(bar))]
     if is_alert(bar["close"], thresholds.price):
         out.append((topics.alerts, to_alert(bar)))
     return out
+
+
+def valid_bar(raw: bytes | None, now: int | None = None) -> dict[str, Any] | None:
+    """The bar of a plain, valid `pricelist` record, fast; None for anything else.
+
+    The router's fast path: a JSON object of exactly the nine `pricelist`
+    fields whose prices, volume and vwap are floats below 2**63, ts an int,
+    transactions an int or null, vwap may be null, and which passes every rule
+    of `validation.bar_problem`. It returns
+    what `schemas.decode` would return for such a record; any other record
+    (ints for prices, NaN, a missing field, a broken rule...) gets None, and
+    goes through decode and bar_problem, which name its problem if it has one.
+    """
+    if raw is None or len(raw) > MAX_VALUE_BYTES:
+        return None
+    try:                # orjson alone: whatever it reads differently from json.loads is refused below
+        value = orjson.loads(raw)
+        ticker, ts, open_, high, low, close, volume, vwap, transactions = (
+            value["ticker"], value["ts"], value["open"], value["high"], value["low"], value["close"],
+            value["volume"], value["vwap"], value["transactions"])
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return None
+    # exactly the nine fields, each of the expected class and below 2**63 in size, so that no
+    # integer of 64 bits or more (which orjson reads as a float) can hide anywhere
+    if (len(value) != 9 or ticker.__class__ is not str or ts.__class__ is not int
+            or open_.__class__ is not float or high.__class__ is not float or low.__class__ is not float
+            or close.__class__ is not float or volume.__class__ is not float
+            or not (vwap is None or (vwap.__class__ is float and -BIG_INT < vwap < BIG_INT))
+            or not (transactions is None or (transactions.__class__ is int
+                                             and 0 <= transactions < MAX_COUNT))):
+        return None
+    latest = (now_ms() if now is None else now) + MAX_AHEAD_MS
+    if not (0 <= ts <= latest and 0 < low <= open_ <= high < BIG_INT and low <= close <= high
+            and 0 <= volume < MAX_COUNT and high / low < math.inf and close / open_ < math.inf):
+        return None
+    if ticker not in _GOOD_TICKERS:
+        if not TICKER.fullmatch(ticker):
+            return None
+        if len(_GOOD_TICKERS) < 100_000:
+            _GOOD_TICKERS.add(ticker)
+    return {"ticker": ticker, "ts": ts, "open": open_, "high": high, "low": low, "close": close,
+            "volume": volume, "vwap": vwap, "transactions": transactions}
+
+
+_GOOD_TICKERS: set[str] = set()     # tickers already matched against validation.TICKER
 
 
 def dead_letter_headers(msg: Message, reason: str) -> list[tuple[str, bytes]]:
@@ -155,23 +204,6 @@ class Router:
         send(self.producer, self.topics.dead_letter, value_bytes, key,
              min(max(msg.timestamp()[1], 0), now_ms()), None, dead_letter_headers(msg, reason))
 
-    def _route(self, msg: Message, now: int | None = None) -> None:
-        """Produce the outputs of one input record."""
-        produce, topics = self.producer.produce, self.topics
-        for topic, value in route_bar(msg.value(), self.thresholds, topics, now):
-            if topic == topics.dead_letter:
-                self._dead_letter(msg, value["reason"])
-                continue
-            if topic == topics.variations:
-                self.report.variations += 1
-            else:
-                self.report.alerts += 1
-            message, key, ts = encode(value), value["ticker"].encode(), value["ts"]
-            try:
-                produce(topic, message, key, timestamp=ts)
-            except BufferError:                 # the local queue is full: wait for room
-                send(self.producer, topic, message, key, ts)
-
     def _offsets(self, partitions: set[int] | None = None) -> list[TopicPartition]:
         return [TopicPartition(self.topics.pricelist, p, o) for p, o in self._done.items()
                 if partitions is None or p in partitions]
@@ -235,11 +267,13 @@ class Router:
             self._make_durable()
 
     def _batch(self, messages: list[Message], at_end: set[int], bar) -> None:
-        """Route a batch of records; errors other than end-of-partition raise."""
+        """Route a batch of records: produce every output of each (see route_bar) without waiting."""
         if self.exactly_once and not self._in_transaction and any(not m.error() for m in messages):
             self.producer.begin_transaction()
             self._in_transaction = True
-        now, done, routed = now_ms(), self._done, 0
+        produce, thresholds, topics = self.producer.produce, self.thresholds, self.topics
+        variations_topic, dead_letter = topics.variations, topics.dead_letter
+        now, done, routed, variations, alerts = now_ms(), self._done, 0, 0, 0
         for msg in messages:
             error = msg.error()
             if error:
@@ -248,11 +282,27 @@ class Router:
                     continue
                 raise KafkaException(error)
             partition = msg.partition()
-            at_end.discard(partition)
-            self._route(msg, now)
+            if at_end:
+                at_end.discard(partition)
+            for topic, value in route_bar(msg.value(), thresholds, topics, now):
+                if topic == dead_letter:
+                    self._dead_letter(msg, value["reason"])
+                    continue
+                if topic == variations_topic:
+                    variations += 1
+                else:
+                    alerts += 1
+                message, key, ts = encode(value), value["ticker"].encode(), value["ts"]
+                try:
+                    produce(topic, message, key, timestamp=ts)
+                except BufferError:             # the local queue is full: wait for room
+                    send(self.producer, topic, message, key, ts)
             done[partition] = msg.offset() + 1
             routed += 1
-        self.report.consumed += routed
+        report = self.report
+        report.consumed += routed
+        report.variations += variations
+        report.alerts += alerts
         self._pending += routed
         self.producer.poll(0)
         bar.update(routed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .errors import SchemaError
+
+_orjson_dumps, _orjson_loads = orjson.dumps, orjson.loads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,6 +98,8 @@ FIELDS: dict[str, dict[str, tuple[type, str]]] = {
 
 NULLABLE = {"vwap", "transactions"}
 BIG_INT = 2.0**63               # orjson reads integers beyond 64 bits as floats at least this large
+LONG_DIGITS = re.compile(rb"[0-9]{19}")     # such an integer has at least 19 digits
+LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 MAX_VALUE_BYTES = 16 * 1024     # a message is a few hundred bytes; anything this large is not ours
 BAR_COLUMNS = list(FIELDS[PRICELIST])   # a bar: in MySQL, in a DataFrame, in a pricelist message
 
@@ -108,7 +113,7 @@ def encode(value: Mapping[str, Any]) -> bytes:
     non-finite number, which orjson would write as null, raises as before.
     """
     try:
-        out = orjson.dumps(value)
+        out = _orjson_dumps(value)
     except orjson.JSONEncodeError:
         return _std_encode(value)
     if b"null" in out and _has_non_finite(value):
@@ -140,9 +145,12 @@ def loads(raw: bytes | str) -> Any:
     and so is an integer beyond 64 bits, which orjson would read as a float.
     """
     try:
-        value = orjson.loads(raw)
+        value = _orjson_loads(raw)
     except orjson.JSONDecodeError:
         return json.loads(raw)
+    long_digits = LONG_DIGITS_TEXT.search(raw) if isinstance(raw, str) else LONG_DIGITS.search(raw)
+    if long_digits is None:             # no run of 19 digits: no integer of 64 bits or more
+        return value
     return json.loads(raw) if _may_be_big_int(value) else value
 
 
