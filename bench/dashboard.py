@@ -28,7 +28,7 @@ from helpers.sources import fetch_synthetic
 from .timing import summarize, timed
 
 SIZES = (10_000, 100_000, 1_000_000)
-QUICK_SIZES = (10_000, 100_000)
+QUICK_SIZES = (10_000,)
 N_TICKERS = 20
 SEED = 42
 #: (price $, variation fraction) pairs a class would try: default, notebook 06, and around

@@ -50,7 +50,7 @@ class Plan:
     @classmethod
     def quick(cls) -> Plan:
         """A smoke check: a few seconds."""
-        return cls(rate=500.0, warmup_s=3.0, measure_s=5.0, drain_s=30.0)
+        return cls(rate=200.0, warmup_s=2.0, measure_s=4.0, drain_s=60.0)
 
 
 def synthetic_bar(n: int, base_ts: int) -> dict[str, Any]:
