@@ -107,7 +107,9 @@ class DashboardFigure:
         low, high = self.close_range
         pad = (max(high, t.price) - min(low, t.price)) * 0.05 or 1.0
         ax.set_ylim(min(low, t.price) - pad, max(high, t.price) + pad)
-        ax.legend(loc="upper left")
+        shown = [a for a in (*self.lines, self.threshold, self.alerts, self.buys)
+                 if not a.get_label().startswith("_")]
+        ax.legend(handles=shown, loc="upper left")       # the prices first, as plot_prices does
         self._draw_variations(result.variations, t.variation)
         self._draw_counts(result.counts)
 
