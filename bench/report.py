@@ -188,3 +188,24 @@ def write_markdown(results: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown(results))
     return path
+
+
+def comparison(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """A before/after markdown table of two results.json files (same rows as `markdown`)."""
+    lines = ["| measure | before | after | goal | |", "|---|---|---|---|---|"]
+    for (name, old, goal, _), (_, new, _, verdict) in zip(goal_rows(before), goal_rows(after), strict=True):
+        lines.append(f"| {name} | {old} | {new} | {goal} | {verdict} |")
+    for label, results in (("before", before), ("after", after)):
+        m = results["machine"]
+        lines.append(f"\n{label}: commit {m['git_commit']}, {m['date']}, load average "
+                     f"{', '.join(f'{x:g}' for x in m['load_average'])} → "
+                     f"{', '.join(f'{x:g}' for x in m.get('load_average_end', []))}.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m bench.report BEFORE.json AFTER.json   (prints a before/after table)")
+    print(comparison(*(json.loads(Path(p).read_text()) for p in sys.argv[1:])))

@@ -12,6 +12,13 @@ that notebook 04 writes by hand. The decisions are pure (`route_bar`, built on
   messages only (every reader of the workbook) see each bar once;
 - a record it cannot route goes to the dead-letter topic with its reason in
   a header, and routing goes on.
+
+What makes it fast (`make bench`: more than 3 times the plain loop of notebook
+04, `route_naively`, on the same topic): a plain valid record is parsed by
+orjson and checked in one pass (`valid_bar`, exactly what decode and
+bar_problem decide); outputs are produced without waiting, and made durable
+every COMMIT_EVERY_S seconds, not every batch; only failed deliveries come
+back as callbacks.
 """
 from __future__ import annotations
 

@@ -92,7 +92,8 @@ def test_encode_reads_back_as_the_standard_library_writes(value):
     assert outcome(lambda v: json.loads(encode(v)), value) == expected
 
 
-@pytest.mark.parametrize("value", [{"a": float("nan")}, {"a": [1, float("inf")]}, {"a": {"b": -float("inf")}}])
+@pytest.mark.parametrize("value", [{"a": float("nan")}, {"a": [1, float("inf")]},
+                                   {"a": {"b": -float("inf")}}])
 def test_encode_refuses_non_finite_numbers(value):
     with pytest.raises(ValueError, match="not JSON compliant"):
         encode(value)
