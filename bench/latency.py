@@ -167,7 +167,11 @@ def run(plan: Plan = Plan(), settings: Settings | None = None,
         raise BenchError(f"{len(unexpected)} buy signals that no bar should have made, e.g. "
                          f"{sorted(unexpected)[:3]}.")
     counted = {k: t for k, t in sent.items() if t >= counted_from}
-    latencies = np.array([reader.arrived[k] - t for k, t in counted.items() if k in reader.arrived]) * 1000
+    pairs = [(t - counted_from, reader.arrived[k] - t) for k, t in counted.items() if k in reader.arrived]
+    latencies = np.array([latency for _, latency in pairs]) * 1000
+    worst: dict[int, float] = {}            # second of the measurement -> its worst latency (ms)
+    for second, latency in pairs:
+        worst[int(second)] = max(worst.get(int(second), 0.0), latency * 1000)
     missing = sum(k not in reader.arrived for k in counted)
     if not len(latencies):
         raise BenchError("No buy signal arrived: the stream-SQL pipeline did not run.")
@@ -177,4 +181,5 @@ def run(plan: Plan = Plan(), settings: Settings | None = None,
             "latency_ms": {"p50": float(np.percentile(latencies, 50)),
                            "p95": float(np.percentile(latencies, 95)),
                            "p99": float(np.percentile(latencies, 99)),
-                           "max": float(latencies.max()), "min": float(latencies.min())}}
+                           "max": float(latencies.max()), "min": float(latencies.min())},
+            "worst_ms_by_second": [round(worst.get(n, 0.0)) for n in range(int(plan.measure_s) + 1)]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from .errors import DeliveryError, InputError
 from .progress import progress_bar
 from .schemas import FIELDS, PRICELIST, encode
 
+CHUNK = 5000        # bars encoded at a time while the previous ones are on their way
 POLL_EVERY = 1000   # serve the producer's events (failed deliveries) every this many messages
 MAX_PAUSE_S = 1.0   # longest pause between two bars in compressed market time (nights, weekends)
 
@@ -67,13 +68,16 @@ def bar_messages(bars: pd.DataFrame) -> list[tuple[bytes, bytes, int]]:
     conversions as bar_message: a missing value (None, NaN, NA or an absent
     column) becomes null, the ticker a str, ts and transactions ints, the rest floats.
     """
-    names = list(FIELDS[PRICELIST])
-    columns = [column_values(bars, name) for name in names]
-    out = []
-    for row in zip(*columns, strict=True):
-        value = dict(zip(names, row, strict=True))
-        out.append((value["ticker"].encode(), encode(value), value["ts"]))
-    return out
+    return [message for chunk in iter_bar_messages(bars) for message in chunk]
+
+
+def iter_bar_messages(bars: pd.DataFrame, chunk: int = CHUNK) -> Iterator[list[tuple[bytes, bytes, int]]]:
+    """bar_messages of `chunk` rows at a time, so that a replay sends one chunk while it encodes the next."""
+    for start in range(0, len(bars), chunk):
+        part = bars.iloc[start:start + chunk]
+        columns = [column_values(part, name) for name in FIELDS[PRICELIST]]   # the value's field order
+        yield [(row[0].encode(), encode(dict(zip(FIELDS[PRICELIST], row, strict=True))), row[1])
+               for row in zip(*columns, strict=True)]
 
 
 def column_values(bars: pd.DataFrame, name: str) -> list[Any]:
@@ -131,16 +135,17 @@ def replay_bars(bars: pd.DataFrame, topic: str | None = None, settings: Settings
 
     producer = make_producer(settings, {"delivery.report.only.error": True, "on_delivery": on_delivery})
     start = time.perf_counter()
-    messages = bar_messages(bars.sort_values(["ts", "ticker"], kind="stable"))
-    with progress_bar(total=len(messages), desc=f"replaying into {topic}", unit="msg",
+    ordered = bars.sort_values(["ts", "ticker"], kind="stable")
+    with progress_bar(total=len(ordered), desc=f"replaying into {topic}", unit="msg",
                       enabled=progress) as bar:
         if speed is None and rate is None:
-            produce_all(producer, topic, messages, bar)
+            for messages in iter_bar_messages(ordered):
+                produce_all(producer, topic, messages, bar)
         else:
-            produce_paced(producer, topic, messages, bar, speed, rate)
+            produce_paced(producer, topic, bar_messages(ordered), bar, speed, rate)
         remaining = producer.flush(60)
     failed = len(errors) + remaining
-    report = ReplayReport(len(messages) - failed, failed, time.perf_counter() - start)
+    report = ReplayReport(len(ordered) - failed, failed, time.perf_counter() - start)
     if report.failed:
         raise DeliveryError(f"Replay into {topic}: {report}; first errors: {errors[:5]}.")
     return report

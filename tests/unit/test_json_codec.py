@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.produce import bar_message, bar_messages
+from helpers.produce import bar_message, bar_messages, iter_bar_messages
 from helpers.schemas import PRICELIST, decode, encode, loads
 from helpers.sources import fetch_sample, fetch_synthetic
 
@@ -110,4 +110,6 @@ def test_bar_messages_equal_bar_message_row_by_row():
                         "close": ["1.5", None, 2.0], "volume": [True, False, 1.0],
                         "transactions": [1.7, np.nan, 3.0]})          # no vwap column at all
     for bars in (fetch_sample().head(3000), fetch_synthetic(n_tickers=4, n_bars=500, seed=3), odd):
-        assert bar_messages(bars) == [bar_message(record) for record in bars.to_dict("records")]
+        expected = [bar_message(record) for record in bars.to_dict("records")]
+        assert bar_messages(bars) == expected
+        assert [m for chunk in iter_bar_messages(bars, chunk=7) for m in chunk] == expected
