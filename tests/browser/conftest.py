@@ -1,4 +1,6 @@
 """Browser fixtures: Chromium from Debian, a Voilà server for notebook 06, a fresh page."""
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,7 +59,7 @@ def log_tail(log: Path, lines: int = 20) -> str:
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     """Path of the Chromium executable (installed with apt-get when root and missing)."""
-    from helpers.stack import ensure_programs, find_program
+    from helpers.stack.prereqs import ensure_programs, find_program
 
     ensure_programs(("chromium",))
     return find_program("chromium")
@@ -73,7 +75,7 @@ def artifacts() -> Path:
 @pytest.fixture(scope="module")
 def voila(settings, artifacts) -> Server:
     """A token-free Voilà server on a free 127.0.0.1 port serving notebook 06; stopped afterwards."""
-    from helpers.stack import stop_pid, wait_until
+    from helpers.waiting import wait_until
 
     port, log = free_port(), artifacts / "voila.log"
     args = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
@@ -85,14 +87,20 @@ def voila(settings, artifacts) -> Server:
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_until(lambda: proc.poll() is not None or answers(url + "voila/static/voila.js"),
-                   SERVER_START_S, f"Voilà on {url}", log)
+                   SERVER_START_S, f"Voilà on {url}",
+                   detail=lambda: f"; last lines of {log}:\n{log_tail(log)}")
         if proc.poll() is not None:
             pytest.fail(f"Voilà exited with code {proc.returncode}; "
                         f"last lines of {log}:\n{log_tail(log)}")
         yield Server(url, log)
     finally:
-        stop_pid(proc.pid, timeout=15)
-        proc.wait(timeout=10)
+        if proc.poll() is None:                 # Voilà and its kernels: one process group
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
 
 def keep_local(route) -> None:
