@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,9 +204,44 @@ def comparison(before: dict[str, Any], after: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def runs_table(runs: list[tuple[str, dict[str, Any]]]) -> str:
+    """One line per run (label, results): the spread of the headline figures over several runs."""
+    def med(path: str, digits: int = 2) -> Callable[[dict[str, Any]], str]:
+        return lambda r: (f"{_get(r, path)['median']:.{digits}f}" if _get(r, path) else "-")
+
+    def p50(size: str) -> Callable[[dict[str, Any]], str]:
+        return lambda r: (f"{_get(r, f'dashboard.{size}.slider_to_picture_ms')['p50']:,.0f}"
+                          if _get(r, f"dashboard.{size}.slider_to_picture_ms") else "-")
+
+    def sql(r):
+        v = _get(r, "stream_sql.latency_ms")
+        return f"{v['p50']:,.0f} / {v['p95']:,.0f} / {v['p99']:,.0f}" if v else "-"
+
+    def run(r):
+        return f"{_get(r, 'make_run.seconds'):.0f}" if _get(r, "make_run.seconds") else "-"
+
+    def load(r):
+        m = r["machine"]
+        return f"{m['load_average'][0]:g} → {m.get('load_average_end', ['?'])[0]:g}"
+
+    columns = [("replay / raw", med("replay.ratio_vs_raw")), ("router / naive", med("router.ratio_vs_naive")),
+               ("exactly-once / naive", med("router.exactly_once_ratio_vs_naive")),
+               ("router / raw consume", med("router.ratio_vs_raw_consume")),
+               ("slider 10k ms", p50("10k")), ("slider 100k ms", p50("100k")), ("slider 1M ms", p50("1M")),
+               ("Flink p50 / p95 / p99 ms", sql), ("make run s", run), ("load (1 min)", load)]
+    lines = ["| run | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(f(r) for _, f in columns) + " |" for label, r in runs]
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     import sys
 
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m bench.report BEFORE.json AFTER.json   (prints a before/after table)")
-    print(comparison(*(json.loads(Path(p).read_text()) for p in sys.argv[1:])))
+    args = sys.argv[1:]
+    if args[:1] == ["--runs"] and len(args) > 1:
+        print(runs_table([(Path(p).parent.name, json.loads(Path(p).read_text())) for p in args[1:]]))
+    elif len(args) == 2:
+        print(comparison(*(json.loads(Path(p).read_text()) for p in args)))
+    else:
+        sys.exit("usage: python -m bench.report BEFORE.json AFTER.json   (a before/after table)\n"
+                 "       python -m bench.report --runs RESULTS.json ...  (one line per run)")
