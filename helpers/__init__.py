@@ -31,7 +31,7 @@ _EXPORTS = {
     # 04 routing
     "PRICE_THRESHOLD": "rules", "VARIATION_THRESHOLD": "rules", "Thresholds": "rules",
     "variation_ex": "rules", "variation_in": "rules", "route_bar": "route", "run_router": "route",
-    "Router": "route", "ROUTER_GROUP": "route",
+    "Router": "route", "ROUTER_GROUP": "route", "route_naively": "route",
     # 05 stream SQL
     "alerts_frame": "rules", "variations_frame": "rules", "buy_signals": "rules",
     "sql_statement": "streamsql", "run_buy_query": "streamsql", "read_buy": "streamsql",

@@ -42,6 +42,10 @@ GROUP_ID = "workbook-flink-buy"
 # continuous run lost 5 of 16 pairs. The join emits each pair at once, so a stuck
 # watermark only delays the cleanup of its state (a few thousand bars here).
 IDLE_TIMEOUT = "0 ms"
+# How long a record may wait in a network buffer between two operators before it is sent
+# (Flink's default: 100 ms). The join's input rows cross one such buffer; at 1,000 bars/s
+# 10 ms took ~50 ms off every buy signal's latency (`make bench`) at no measurable cost.
+BUFFER_TIMEOUT = "10 ms"
 LOG_DIR = Path(tempfile.gettempdir()) / "workbook-flink-logs"
 
 
@@ -64,6 +68,7 @@ def create_table_env(jar_path: str | Path, parallelism: int = 1) -> Any:
     conf.set("parallelism.default", str(parallelism))
     conf.set("table.local-time-zone", "UTC")
     conf.set("table.exec.source.idle-timeout", IDLE_TIMEOUT)
+    conf.set("execution.buffer-timeout.interval", BUFFER_TIMEOUT)
     return t_env
 
 
