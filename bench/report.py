@@ -7,12 +7,11 @@ import math
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from helpers.config import PROJECT_ROOT
-
-from .timing import format_ms
 
 RESULTS_PATH = PROJECT_ROOT / "build" / "bench" / "results.json"
 
@@ -33,7 +32,20 @@ def machine_info() -> dict[str, Any]:
         "numpy": numpy.__version__, "pandas": pandas.__version__,
         "matplotlib": matplotlib.__version__, "confluent_kafka": confluent_kafka.__version__,
         "librdkafka": confluent_kafka.libversion()[0], "git_commit": git_commit(),
+        "kafka": kafka_version_or_none(),
     }
+
+
+def kafka_version_or_none() -> str | None:
+    """The broker's version when one answers, else None."""
+    from helpers.config import load_settings
+    from helpers.errors import WorkbookError
+    from helpers.stack import kafka_version
+
+    try:
+        return kafka_version(load_settings())
+    except (WorkbookError, OSError):
+        return None
 
 
 def cpu_model() -> str:
@@ -83,41 +95,153 @@ def machine_line(machine: dict[str, Any]) -> str:
             f"pandas {machine['pandas']} | {machine['date']} | {machine['git_commit']}")
 
 
-DASHBOARD_COLUMNS = (("what_if", "what_if"), ("recompute", "recompute"),
-                     ("recompute_one_ticker", "1 ticker"), ("draw", "draw"),
-                     ("render_png", "render png"), ("stress", "stress what_if"))
+#: (title, path in results.json, goal text, test of the value) of every goal of issue #11
+def _get(results: dict[str, Any], path: str) -> Any:
+    value: Any = results
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
-def dashboard_table(part: dict[str, Any]) -> list[str]:
-    """Lines of the dashboard table (ms, median / p95) and the goal verdict."""
-    head = f"{'bars':>10}  " + "  ".join(f"{title:>15}" for _, title in DASHBOARD_COLUMNS) + \
-           f"  {'stress buys':>12}"
-    lines = ["Dashboard, 20 tickers: ms per slider change, median / p95", head]
-    for row in part["sizes"]:
-        cells = "  ".join(f"{format_ms(row.get(key)):>15}" for key, _ in DASHBOARD_COLUMNS)
-        lines.append(f"{row['bars']:>10,}  {cells}  {row['stress']['buys']:>12,}")
-    lines.append(goal_line(part["goal"]))
-    return lines
+def _ratio(spread: dict[str, float] | None) -> str:
+    if not spread:
+        return "-"
+    if spread.get("n", 1) > 1:
+        return f"{spread['median']:.2f} × ({spread['min']:.2f}–{spread['max']:.2f})"
+    return f"{spread['median']:.2f} ×"
 
 
-def goal_line(goal: dict[str, Any]) -> str:
-    """Whether the recompute goal was met, in one line."""
-    limit = f"{goal['limit_ms']:.0f} ms"
-    if goal["met"] is None:
-        return f"Goal (recompute of {goal['bars']:,} bars under {limit}): not measured in this run."
-    state = "met" if goal["met"] else "MISSED"
-    stress = "under" if goal["stress_met"] else "NOT under"
-    return (f"Goal {state}: recompute of {goal['bars']:,} bars p95 {goal['p95_ms']:.0f} ms "
-            f"(median {goal['median_ms']:.0f} ms) vs {limit}; "
-            f"at the sliders' minimums it is {stress} {limit}.")
+def _rate(spread: dict[str, float] | None) -> str:
+    return f"{spread['median']:,.0f}/s" if spread else "-"
 
 
-def kafka_table(part: dict[str, Any]) -> list[str]:
-    """Lines about replay and router throughput."""
-    replay, router = part["replay"], part["router"]
-    return [f"Kafka, {part['bars']:,} bars, 3 partitions, local broker",
-            f"  replay  {replay['messages']:>9,} messages in {replay['seconds']:6.2f} s  "
-            f"{replay['messages_per_s']:>9,.0f} messages/s",
-            f"  router  {router['bars']:>9,} bars     in {router['seconds']:6.2f} s  "
-            f"{router['bars_per_s']:>9,.0f} bars/s  (first to last bar: "
-            f"{router['steady_bars_per_s']:,.0f} bars/s; {router['alerts']:,} alerts)"]
+def _ms(summary: dict[str, float] | None, keys: tuple[str, ...] = ("p50", "p95")) -> str:
+    if not summary:
+        return "-"
+    return " / ".join(f"{summary[k]:,.0f}" for k in keys) + " ms"
+
+
+def _verdict(value: float | None, ok: bool) -> str:
+    return "-" if value is None else ("met" if ok else "**missed**")
+
+
+def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(measure, value, goal, verdict) rows of the markdown table."""
+    rows = []
+    replay = _get(results, "replay.ratio_vs_raw")
+    rows.append(("replay / raw producer (same payloads)",
+                 f"{_ratio(replay)}: {_rate(_get(results, 'replay.messages_per_s'))} vs "
+                 f"{_rate(_get(results, 'replay.raw_messages_per_s'))}" if replay else "-",
+                 "≥ 0.8 ×", _verdict(replay and replay["median"], bool(replay) and replay["median"] >= 0.8)))
+    router = _get(results, "router.ratio_vs_naive")
+    rows.append(("router (at-least-once) / naive router (same topic)",
+                 f"{_ratio(router)}: {_rate(_get(results, 'router.bars_per_s'))} vs "
+                 f"{_rate(_get(results, 'router.naive_bars_per_s'))}" if router else "-",
+                 "≥ 3 ×", _verdict(router and router["median"], bool(router) and router["median"] >= 3)))
+    eos = _get(results, "router.exactly_once_ratio_vs_naive")
+    rows.append(("router (exactly-once) / naive router",
+                 f"{_ratio(eos)}: {_rate(_get(results, 'router.exactly_once_bars_per_s'))}" if eos else "-",
+                 "(reported)", "-"))
+    raw = _get(results, "router.ratio_vs_raw_consume")
+    rows.append(("router (at-least-once) / raw consume",
+                 f"{_ratio(raw)}: raw {_rate(_get(results, 'router.raw_consume_per_s'))}" if raw else "-",
+                 "(reported)", "-"))
+    for size, limit in (("10k", None), ("100k", 150.0), ("1M", 300.0)):
+        latency = _get(results, f"dashboard.{size}.slider_to_picture_ms")
+        cpu = f"; CPU {latency['cpu_p50']:,.0f} ms" if latency and "cpu_p50" in latency else ""
+        rows.append((f"dashboard slider → new PNG, {size} bars (p50 / p95)", _ms(latency) + cpu,
+                     f"≤ {limit:.0f} ms" if limit else "(reported)",
+                     _verdict(latency and latency["p50"], bool(latency and limit)
+                              and latency["p50"] <= (limit or 0)) if limit else "-"))
+    sql = _get(results, "stream_sql.latency_ms")
+    rate = _get(results, "stream_sql.rate")
+    rows.append((f"Flink pricelist → buy at {rate or 1000:,.0f} msg/s (p50 / p95 / p99)",
+                 _ms(sql, ("p50", "p95", "p99")), "p99 < 1,000 ms",
+                 _verdict(sql and sql["p99"], bool(sql) and sql["p99"] < 1000)))
+    run = _get(results, "make_run.seconds")
+    rows.append(("`make run`, warm", f"{run:.0f} s" if run else "-", "≤ 45 s",
+                 _verdict(run, bool(run) and run <= 45)))
+    cold, warm = _get(results, "stack.cold_s"), _get(results, "stack.warm_s")
+    rows.append(("stack start, cold / warm", f"{cold:.0f} s / {warm:.0f} s" if cold and warm else "-",
+                 "(reported)", "-"))
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as the markdown table the README shows, with the machine underneath."""
+    m = results["machine"]
+    lines = ["| measure | value | goal | |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in goal_rows(results)]
+    rounds = _get(results, "kafka_rounds")
+    lines += ["", f"{m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, "
+              f"load average {', '.join(f'{x:g}' for x in m['load_average'])} at the start and "
+              f"{', '.join(f'{x:g}' for x in m.get('load_average_end', []))} at the end; "
+              f"Python {m['python']}, Kafka {m.get('kafka', '?')}, librdkafka {m['librdkafka']}; "
+              f"{m['date']}, commit {m['git_commit']}."
+              + (f" Kafka ratios: median (min–max) of {rounds} rounds." if rounds else "")]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(results: dict[str, Any], path: Path) -> Path:
+    """Save the markdown table next to results.json."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown(results))
+    return path
+
+
+def comparison(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """A before/after markdown table of two results.json files (same rows as `markdown`)."""
+    lines = ["| measure | before | after | goal | |", "|---|---|---|---|---|"]
+    for (name, old, goal, _), (_, new, _, verdict) in zip(goal_rows(before), goal_rows(after), strict=True):
+        lines.append(f"| {name} | {old} | {new} | {goal} | {verdict} |")
+    for label, results in (("before", before), ("after", after)):
+        m = results["machine"]
+        lines.append(f"\n{label}: commit {m['git_commit']}, {m['date']}, load average "
+                     f"{', '.join(f'{x:g}' for x in m['load_average'])} → "
+                     f"{', '.join(f'{x:g}' for x in m.get('load_average_end', []))}.")
+    return "\n".join(lines) + "\n"
+
+
+def runs_table(runs: list[tuple[str, dict[str, Any]]]) -> str:
+    """One line per run (label, results): the spread of the headline figures over several runs."""
+    def med(path: str, digits: int = 2) -> Callable[[dict[str, Any]], str]:
+        return lambda r: (f"{_get(r, path)['median']:.{digits}f}" if _get(r, path) else "-")
+
+    def p50(size: str) -> Callable[[dict[str, Any]], str]:
+        return lambda r: (f"{_get(r, f'dashboard.{size}.slider_to_picture_ms')['p50']:,.0f}"
+                          if _get(r, f"dashboard.{size}.slider_to_picture_ms") else "-")
+
+    def sql(r):
+        v = _get(r, "stream_sql.latency_ms")
+        return f"{v['p50']:,.0f} / {v['p95']:,.0f} / {v['p99']:,.0f}" if v else "-"
+
+    def run(r):
+        return f"{_get(r, 'make_run.seconds'):.0f}" if _get(r, "make_run.seconds") else "-"
+
+    def load(r):
+        m = r["machine"]
+        return f"{m['load_average'][0]:g} → {m.get('load_average_end', ['?'])[0]:g}"
+
+    columns = [("replay / raw", med("replay.ratio_vs_raw")), ("router / naive", med("router.ratio_vs_naive")),
+               ("exactly-once / naive", med("router.exactly_once_ratio_vs_naive")),
+               ("router / raw consume", med("router.ratio_vs_raw_consume")),
+               ("slider 10k ms", p50("10k")), ("slider 100k ms", p50("100k")), ("slider 1M ms", p50("1M")),
+               ("Flink p50 / p95 / p99 ms", sql), ("make run s", run), ("load (1 min)", load)]
+    lines = ["| run | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(f(r) for _, f in columns) + " |" for label, r in runs]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    args = sys.argv[1:]
+    if args[:1] == ["--runs"] and len(args) > 1:
+        print(runs_table([(Path(p).parent.name, json.loads(Path(p).read_text())) for p in args[1:]]))
+    elif len(args) == 2:
+        print(comparison(*(json.loads(Path(p).read_text()) for p in args)))
+    else:
+        sys.exit("usage: python -m bench.report BEFORE.json AFTER.json   (a before/after table)\n"
+                 "       python -m bench.report --runs RESULTS.json ...  (one line per run)")

@@ -31,7 +31,7 @@ _EXPORTS = {
     # 04 routing
     "PRICE_THRESHOLD": "rules", "VARIATION_THRESHOLD": "rules", "Thresholds": "rules",
     "variation_ex": "rules", "variation_in": "rules", "route_bar": "route", "run_router": "route",
-    "Router": "route", "ROUTER_GROUP": "route",
+    "Router": "route", "ROUTER_GROUP": "route", "route_naively": "route",
     # 05 stream SQL
     "alerts_frame": "rules", "variations_frame": "rules", "buy_signals": "rules",
     "sql_statement": "streamsql", "run_buy_query": "streamsql", "read_buy": "streamsql",
@@ -41,6 +41,12 @@ _EXPORTS = {
     "what_if": "whatif", "sweep": "whatif",
     # 07 live
     "LivePipeline": "live", "LiveView": "live", "apply_to_pipeline": "live",
+    # 09 fault tolerance
+    "start_lab_cluster": "replication", "describe_partitions": "replication",
+    "partition_leaders": "replication", "wait_for_isr": "replication", "watch_partitions": "replication",
+    "replay_numbered": "replication", "read_sequence_numbers": "replication",
+    "messages_in_topic": "replication", "tally_runs": "replication", "election_seconds": "replication",
+    "recovery_seconds": "replication", "isr_at": "replication", "plot_fault_timeline": "replication",
     # plots
     "use_style": "plots", "plot_prices": "plots", "plot_variations": "plots", "plot_counts": "plots",
     "plot_partitions": "plots", "plot_arrivals": "plots",
@@ -54,7 +60,8 @@ _EXPORTS = {
     "check_alert_counts": "exercises", "check_copartitioning": "exercises",
     "check_my_buy_signals": "exercises", "check_one_signal_price": "exercises",
     "check_router_lag": "exercises", "check_trailing_stop": "exercises",
-    "check_bot_restart": "exercises",
+    "check_bot_restart": "exercises", "check_brokers_may_fail": "exercises",
+    "check_missing_and_lost": "exercises",
     # 08 next steps: an e-mail per signal, a paper-trading bot
     "smtp_server": "notify", "signal_email": "notify", "email_signals": "notify",
     "PaperBot": "paper", "ExitRule": "paper", "backtest": "paper", "profit_and_loss": "paper",

@@ -23,8 +23,11 @@ from .errors import WorkbookError
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """Start the services of the chosen stack."""
+    from .config import set_brokers
     from .stack import stack_up
 
+    if args.brokers is not None and args.brokers != settings.brokers:
+        settings = set_brokers(args.brokers)       # recorded in .env: status, down, notebooks agree
     print(f"Stack: {settings.stack}", file=sys.stderr)
     print_status(stack_up(settings))
     return 0
@@ -200,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per stage."""
     parser = argparse.ArgumentParser(prog="workbook", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start Kafka, MySQL and the stream-SQL engine").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="start Kafka, MySQL and the stream-SQL engine")
+    up.add_argument("--brokers", type=int, choices=(1, 3),
+                    help="Kafka nodes: 1 or 3 (recorded as WORKBOOK_BROKERS in .env)")
+    up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the services that `up` started").set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="show whether each service answers")
     status.add_argument("--json", action="store_true", help="machine-readable output")

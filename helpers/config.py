@@ -18,17 +18,19 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import quote_plus
 
-from .errors import ConfigError
+from .errors import ConfigError, WorkbookError
 from .schemas import TopicNames
 
 PROJECT_ROOT = Path(os.environ.get("WORKBOOK_HOME", Path(__file__).resolve().parent.parent))
 POM = PROJECT_ROOT / "stack" / "pom.xml"
 STACKS = ("docker", "local", "external")
 ENGINES = ("ksqldb", "flink")
+BROKER_COUNTS = (1, 3)   # one broker, or a three-node cluster (a quorum of three voters)
 MASK = "***"
 NAMESPACE = re.compile(r"[a-z][a-z0-9_-]{0,23}")
 
-__all__ = ["ConfigError", "PROJECT_ROOT", "Settings", "load_settings", "mask_url", "pom_property"]
+__all__ = ["ConfigError", "PROJECT_ROOT", "Settings", "load_settings", "mask_url", "pom_property",
+           "save_setting", "set_brokers"]
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -52,14 +54,23 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def save_setting(name: str, value: str, path: Path | None = None) -> None:
+    """Write NAME=value into `.env`: replace the line that sets it, or append one."""
+    path = path or PROJECT_ROOT / ".env"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    pattern = re.compile(rf"^\s*(export\s+)?{re.escape(name)}\s*=")
+    kept = [line for line in lines if not pattern.match(line)]
+    if len(kept) == len(lines):
+        kept.append(f"{name}={value}")
+    else:   # keep the setting where it was
+        index = next(i for i, line in enumerate(lines) if pattern.match(line))
+        kept.insert(index, f"{name}={value}")
+    path.write_text("\n".join(kept) + "\n")
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: ours plus `extra` (Flink's JVM, apt-get)."""
     return {**os.environ, **extra}
-
-
-def debug_tracebacks() -> bool:
-    """WORKBOOK_DEBUG=1 shows full tracebacks of workbook errors in notebooks."""
-    return bool(os.environ.get("WORKBOOK_DEBUG"))
 
 
 def parse_port(name: str, raw: str) -> int:
@@ -79,6 +90,26 @@ def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     if value and value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}.")
     return value
+
+
+def parse_brokers(raw: str) -> int:
+    """WORKBOOK_BROKERS as a number of Kafka nodes: 1 or 3, else a ConfigError."""
+    value = raw.strip()
+    if value not in {str(n) for n in BROKER_COUNTS}:
+        raise ConfigError(f"WORKBOOK_BROKERS must be 1 or 3 (a quorum of three voters), got {raw!r}.")
+    return int(value)
+
+
+def node_ports(kafka_port: int, controller_port: int, brokers: int) -> list[tuple[int, int]]:
+    """(client, controller) ports of each node: node i adds 2·(i−1) to both base ports."""
+    ports = [(kafka_port + 2 * i, controller_port + 2 * i) for i in range(brokers)]
+    flat = [port for pair in ports for port in pair]
+    if max(flat) > 65535 or len(set(flat)) != len(flat):
+        raise ConfigError(f"{brokers} Kafka nodes need the ports KAFKA_PORT + 0, 2, 4 and "
+                          f"KAFKA_CONTROLLER_PORT + 0, 2, 4, all different and below 65536; got "
+                          f"KAFKA_PORT={kafka_port} and KAFKA_CONTROLLER_PORT={controller_port}: "
+                          "choose two ports that differ by an odd number, e.g. 9092 and 9093.")
+    return ports
 
 
 def mask_url(url: str) -> str:
@@ -131,6 +162,7 @@ class Settings:
     ksqldb_url: str
     state_dir: Path
     flink_connector_jar: Path
+    brokers: int = 1               # Kafka nodes the docker/local stack runs: 1, or 3 (WORKBOOK_BROKERS)
     namespace: str = ""            # a student's prefix on a shared cluster ('' on a laptop)
     progress: bool = True          # progress bars (off in CI logs: WORKBOOK_PROGRESS=0)
     massive_base_url: str = ""     # '' = the API's own address
@@ -162,6 +194,11 @@ class Settings:
     def masked_database_url(self) -> str:
         """The database URL with its password replaced by ***."""
         return mask_url(self.database_url)
+
+    @property
+    def kafka_node_ports(self) -> list[tuple[int, int]]:
+        """(client, controller) port of each Kafka node of the docker/local stack."""
+        return node_ports(self.kafka_port, self.kafka_controller_port, self.brokers)
 
     @property
     def prefix(self) -> str:
@@ -222,7 +259,11 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
                 raise ConfigError(f"WORKBOOK_STACK=external needs {name} in the environment or .env.")
 
     namespace = check_namespace(get("WORKBOOK_STUDENT", "").strip())
+    WorkbookError.show_traceback = get("WORKBOOK_DEBUG", "") not in ("", "0")
+    brokers = parse_brokers(get("WORKBOOK_BROKERS", "1"))
     kafka_port = parse_port("KAFKA_PORT", get("KAFKA_PORT", "9092"))
+    controller_port = parse_port("KAFKA_CONTROLLER_PORT", get("KAFKA_CONTROLLER_PORT", "9093"))
+    nodes = node_ports(kafka_port, controller_port, brokers) if stack != "external" else []
     ksqldb_port = parse_port("KSQLDB_PORT", get("KSQLDB_PORT", "8088"))
     state_dir = Path(get("WORKBOOK_STATE_DIR") or PROJECT_ROOT / ".stack")
     jar = f"flink-sql-connector-kafka-{pom_property('flink.kafka.connector.version')}.jar"
@@ -232,16 +273,17 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
         stack=stack,
         stream_engine=engine,
         kafka_port=kafka_port,
-        kafka_controller_port=parse_port("KAFKA_CONTROLLER_PORT", get("KAFKA_CONTROLLER_PORT", "9093")),
+        kafka_controller_port=controller_port,
         mysql_port=parse_port("MYSQL_PORT", get("MYSQL_PORT", "3306")),
         ksqldb_port=ksqldb_port,
         mysql_user=get("MYSQL_USER", "workbook"),
         mysql_password=get("MYSQL_PASSWORD", ""),
         mysql_database=database,
-        bootstrap_servers=get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{kafka_port}",
+        bootstrap_servers=get("KAFKA_BOOTSTRAP_SERVERS") or ",".join(f"127.0.0.1:{p}" for p, _ in nodes),
         ksqldb_url=get("KSQLDB_URL") or f"http://127.0.0.1:{ksqldb_port}",
         state_dir=state_dir,
         flink_connector_jar=Path(get("FLINK_CONNECTOR_JAR") or state_dir / "libs" / "flink" / jar),
+        brokers=brokers,
         namespace=namespace,
         progress=get("WORKBOOK_PROGRESS", "1") != "0",
         massive_base_url=get("MASSIVE_BASE_URL", ""),
@@ -254,3 +296,14 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
         smtp_from=get("SMTP_FROM") or "workbook@localhost",
         smtp_to=get("SMTP_TO") or "student@localhost",
     )
+
+
+def set_brokers(count: int, dotenv: Path | None = None) -> Settings:
+    """Record WORKBOOK_BROKERS=count in `.env`, so that status, down and the notebooks agree; reload."""
+    parse_brokers(str(count))
+    given = os.environ.get("WORKBOOK_BROKERS", "").strip()
+    if given and given != str(count):
+        raise ConfigError(f"WORKBOOK_BROKERS={given} is set in the environment, which wins over .env: "
+                          f"unset it, or set it to {count}.")
+    save_setting("WORKBOOK_BROKERS", str(count), dotenv)
+    return load_settings(dotenv=dotenv)

@@ -8,7 +8,8 @@ and are read back one timespan at a time: a pipeline runs on one timespan.
 """
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -31,6 +32,9 @@ from .config import Settings, load_settings
 from .errors import InputError
 from .progress import progress_bar
 from .schemas import BAR_COLUMNS
+
+if TYPE_CHECKING:          # pandas is imported where bars are read: `workbook status` stays light
+    import pandas as pd
 
 TIMESPANS = ("minute", "hour", "day", "week", "month", "quarter", "year")   # Massive's words
 
@@ -118,6 +122,8 @@ def read_bars(engine: Engine, timespan: str = "day") -> pd.DataFrame:
     query = (select(*[candle_prices.c[c] for c in BAR_COLUMNS])
              .where(candle_prices.c.timespan == check_timespan(timespan))
              .order_by(candle_prices.c.ts, candle_prices.c.ticker))
+    import pandas as pd
+
     with engine.connect() as conn:
         frame = pd.read_sql(query, conn)
     return frame.astype({"ticker": object, "ts": "int64", "transactions": "Int64"})

@@ -22,16 +22,18 @@ wait), the class derives from that built-in too.
 from __future__ import annotations
 
 import traceback
+from typing import ClassVar
 
 
 class WorkbookError(Exception):
     """Root of the workbook's errors: the message is one sentence saying what to do."""
 
+    #: show full tracebacks in notebooks too (set by `load_settings` from WORKBOOK_DEBUG)
+    show_traceback: ClassVar[bool] = False
+
     def _render_traceback_(self) -> list[str]:
         """How IPython shows this error: the sentence, not a traceback (unless WORKBOOK_DEBUG)."""
-        from .config import debug_tracebacks
-
-        if debug_tracebacks():
+        if WorkbookError.show_traceback:
             return traceback.format_exception(self)
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
 

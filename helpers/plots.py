@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
@@ -22,12 +23,37 @@ LINE_COLORS = ["tab:blue", "tab:purple", "tab:brown", "tab:gray", "tab:cyan", "t
                "tab:pink", "tab:red"]
 MAX_POINTS = 5_000      # points per series on screen; labels always give the full counts
 MAX_LEGEND = 6          # more tickers than this share one legend entry
+EPOCH_DAYS = float(mdates.date2num(np.datetime64(0, "ms")))     # 0.0 with matplotlib's default epoch
 
 
 def thin(frame: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
     """Every k-th row so that at most `limit` rows are drawn."""
     step = max(1, -(-len(frame) // limit))
     return frame.iloc[::step]
+
+
+def decimate(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """A line of at most 2 points per bucket (its lowest and highest y), buckets even in x.
+
+    With one bucket per pixel column the line looks as it would with every
+    point (each column spans the same lowest to highest value), but draws in a
+    fraction of the time: 50,000 points become at most 2 × `buckets`. `x` must
+    be sorted.
+    """
+    if len(x) <= 2 * buckets:
+        return x, y
+    span = float(x[-1] - x[0]) or 1.0
+    index = np.minimum(((x - x[0]) * (buckets / span)).astype(np.int64), buckets - 1)
+    starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+    lows, highs = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+    xs = np.repeat(x[starts], 2)
+    ys = np.column_stack([lows, highs]).ravel()
+    return xs, ys
+
+
+def ms_to_days(ts) -> np.ndarray:
+    """Epoch milliseconds -> matplotlib's date numbers (days since its epoch), as one array."""
+    return EPOCH_DAYS + np.asarray(ts, dtype=np.float64) / 86_400_000.0
 
 
 def use_style() -> None:

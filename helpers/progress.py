@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from tqdm.auto import tqdm
 
+def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True) -> Any:
+    """A tqdm bar, silent when not enabled (settings.progress: off in CI and in `make run`).
 
-def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True) -> tqdm:
-    """A tqdm bar, silent when not enabled (settings.progress: off in CI and in `make run`)."""
+    tqdm's notebook flavour loads ipywidgets: it is imported only when a bar is made.
+    """
+    from tqdm.auto import tqdm
+
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr,
                 mininterval=0.5, dynamic_ncols=True)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from .errors import SchemaError
+
+_orjson_dumps, _orjson_loads = orjson.dumps, orjson.loads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,13 +97,74 @@ FIELDS: dict[str, dict[str, tuple[type, str]]] = {
 }
 
 NULLABLE = {"vwap", "transactions"}
+BIG_INT = 2.0**63               # orjson reads integers beyond 64 bits as floats at least this large
+LONG_DIGITS = re.compile(rb"[0-9]{19}")     # such an integer has at least 19 digits
+LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 MAX_VALUE_BYTES = 16 * 1024     # a message is a few hundred bytes; anything this large is not ours
 BAR_COLUMNS = list(FIELDS[PRICELIST])   # a bar: in MySQL, in a DataFrame, in a pricelist message
 
 
 def encode(value: Mapping[str, Any]) -> bytes:
-    """Serialize a message value as compact JSON (UTF-8)."""
+    """Serialize a message value as compact JSON (UTF-8); NaN and infinities raise ValueError.
+
+    orjson writes it (about 5 times faster than the standard library); what
+    orjson cannot write (an integer beyond 64 bits, a key that is not a
+    string, a type of its own) is written by the standard library, and a
+    non-finite number, which orjson would write as null, raises as before.
+    """
+    try:
+        out = _orjson_dumps(value)
+    except orjson.JSONEncodeError:
+        return _std_encode(value)
+    if b"null" in out and _has_non_finite(value):
+        return _std_encode(value)                       # raises ValueError, as it always did
+    return out
+
+
+def _std_encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    """True when a float anywhere in value is NaN or infinite."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON exactly as the standard library's json.loads does, only faster.
+
+    orjson parses the well-formed messages of the pipeline; whatever orjson
+    refuses (NaN, Infinity, 1e400, UTF-16, a byte-order mark, a lone
+    surrogate, nesting deeper than 1,024) is parsed, or refused, by json.loads,
+    and so is an integer beyond 64 bits, which orjson would read as a float.
+    """
+    try:
+        value = _orjson_loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+    long_digits = LONG_DIGITS_TEXT.search(raw) if isinstance(raw, str) else LONG_DIGITS.search(raw)
+    if long_digits is None:             # no run of 19 digits: no integer of 64 bits or more
+        return value
+    return json.loads(raw) if _may_be_big_int(value) else value
+
+
+def _may_be_big_int(value: Any) -> bool:
+    """True when a float anywhere in a parsed value is at least 2**63 in size."""
+    items = value.values() if value.__class__ is dict else value if value.__class__ is list else (value,)
+    for item in items:
+        kind = item.__class__
+        if kind is float:
+            if not -BIG_INT < item < BIG_INT:
+                return True
+        elif (kind is dict or kind is list) and _may_be_big_int(item):
+            return True
+    return False
 
 
 def decode(topic: str, raw: bytes | None, *, finite: bool = True) -> dict[str, Any]:
@@ -112,7 +178,7 @@ def decode(topic: str, raw: bytes | None, *, finite: bool = True) -> dict[str, A
     if len(raw) > MAX_VALUE_BYTES:
         raise SchemaError(f"the value has {len(raw):,} bytes, more than a message of this topic can have")
     try:
-        value = json.loads(raw)
+        value = loads(raw)
     except (ValueError, RecursionError) as exc:     # bad UTF-8 or JSON, a number of 5,000 digits...
         raise SchemaError(f"the value is not JSON ({exc.__class__.__name__})") from None
     if not isinstance(value, dict):

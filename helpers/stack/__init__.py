@@ -7,13 +7,16 @@ Three stacks, chosen in `helpers.config` (WORKBOOK_STACK):
   their programs installed with apt when missing (`prereqs`);
 - external: services somebody else runs, reached through the environment.
 `status` probes them all; `up` returns only once Kafka can serve everything
-the notebooks use.
+the notebooks use. Kafka is one node, or three (WORKBOOK_BROKERS=3, `workbook
+up --brokers 3`): switching stops the other layout, whose data stays.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..config import Settings
 from ..errors import StackError
-from .compose import compose
+from .compose import compose, compose_cluster_env
 from .kafka import LocalKafka, resolve_jars
 from .mariadb import LocalMariaDB
 from .prereqs import ensure_programs, say
@@ -31,15 +34,30 @@ __all__ = ["ServiceStatus", "StackError", "kafka_cluster_id", "kafka_version", "
            "stack_down", "stack_status", "stack_up", "status_table"]
 
 
+def other_layout(settings: Settings) -> LocalKafka:
+    """The local Kafka of the other broker count (one node <-> three), for switching."""
+    other = 3 if settings.brokers == 1 else 1
+    # only its pid files matter (to see whether it runs, to stop it): any valid ports will do
+    ports = (settings.kafka_port, settings.kafka_controller_port) if other == 1 else (1, 2)
+    return LocalKafka.for_settings(replace(settings, brokers=other, kafka_port=ports[0],
+                                           kafka_controller_port=ports[1]))
+
+
 def local_up(settings: Settings) -> None:
     """Start Kafka and MariaDB locally (idempotent)."""
     ensure_programs(("java", "mvn", "mariadbd"))
     resolve_jars(settings)
+    other = other_layout(settings)
+    if other.running():
+        say(f"Stopping the {len(other.nodes)}-node Kafka first (its data stays in "
+            f"{other.nodes[0].root.parent}): a KRaft quorum cannot change its size in place...")
+        other.stop()
     kafka = LocalKafka.for_settings(settings)
+    nodes = f"{len(kafka.nodes)} nodes, " if len(kafka.nodes) > 1 else ""
     if kafka.start():
-        say(f"Started Kafka {kafka_version(settings)} on {kafka.bootstrap_servers}...")
+        say(f"Started Kafka {kafka_version(settings)} ({nodes}{kafka.bootstrap_servers})...")
     else:
-        say(f"Kafka already running on {kafka.bootstrap_servers}.")
+        say(f"Kafka already running ({nodes}{kafka.bootstrap_servers}).")
     mariadb = LocalMariaDB.for_settings(settings)
     if not mariadb.start():
         say(f"MariaDB already running on 127.0.0.1:{mariadb.port}.")
@@ -49,8 +67,9 @@ def local_up(settings: Settings) -> None:
 def local_down(settings: Settings) -> list[str]:
     """Stop the local services this project started; return their names."""
     stopped = []
-    if LocalKafka.for_settings(settings).stop():
-        stopped.append("kafka")
+    for kafka in (LocalKafka.for_settings(settings), other_layout(settings)):
+        if kafka.stop():
+            stopped.append("kafka" if len(kafka.nodes) == 1 else f"kafka ({len(kafka.nodes)} nodes)")
     if LocalMariaDB.for_settings(settings).stop():
         stopped.append("mariadb")
     return stopped
@@ -61,7 +80,7 @@ def stack_up(settings: Settings, timeout: float = 120) -> list[ServiceStatus]:
     if settings.stack == "local":
         local_up(settings)
     elif settings.stack == "docker":
-        compose("up", "-d", "--wait")
+        docker_up(settings)
     wait_kafka_ready(settings, timeout)
     statuses = stack_status(settings)
     down = [s for s in statuses if not s.up]
@@ -75,6 +94,24 @@ def stack_down(settings: Settings) -> list[str]:
     if settings.stack == "local":
         return local_down(settings)
     if settings.stack == "docker":
-        compose("down")
+        compose("--profile", "cluster", "down")   # the three-node cluster too, if it runs
         return ["docker compose"]
     return []
+
+
+def docker_up(settings: Settings) -> None:
+    """`docker compose up`: the one-broker services, or the three-node cluster (profile `cluster`).
+
+    With three brokers, ksqlDB is started on its own (--no-deps) once the
+    cluster is healthy, pointed at the cluster's nodes; the one-broker `kafka`
+    service is stopped (its volume keeps its data), and the other way round.
+    """
+    cluster = ("kafka-1", "kafka-2", "kafka-3")
+    env = compose_cluster_env(settings)
+    if settings.brokers == 1:
+        compose("--profile", "cluster", "stop", *cluster, env=env)
+        compose("up", "-d", "--wait", env=env)
+        return
+    compose("stop", "kafka", env=env)
+    compose("--profile", "cluster", "up", "-d", "--wait", *cluster, "mysql", env=env)
+    compose("up", "-d", "--wait", "--no-deps", "ksqldb-server", env=env)

@@ -4,15 +4,25 @@ from __future__ import annotations
 import re
 import subprocess
 
-from ..config import PROJECT_ROOT
+from ..config import PROJECT_ROOT, Settings, child_env
 from ..errors import StackError
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
+CLUSTER_BOOTSTRAP = "kafka-1:29092,kafka-2:29092,kafka-3:29092"   # the cluster, seen from containers
 
 
-def compose(*args: str) -> None:
-    """Run `docker compose` in the project folder, raising on failure."""
-    result = subprocess.run(["docker", "compose", *args], cwd=PROJECT_ROOT)
+def compose_cluster_env(settings: Settings) -> dict[str, str]:
+    """Variables docker-compose.yml reads for the broker count: ports of nodes 2 and 3, ksqlDB's Kafka."""
+    if settings.brokers == 1:
+        return {}
+    (_, _), (port_2, _), (port_3, _) = settings.kafka_node_ports
+    return {"KAFKA_PORT": str(settings.kafka_port), "KAFKA_PORT_2": str(port_2),
+            "KAFKA_PORT_3": str(port_3), "KSQLDB_KAFKA": CLUSTER_BOOTSTRAP}
+
+
+def compose(*args: str, env: dict[str, str] | None = None) -> None:
+    """Run `docker compose` in the project folder (with `env` added to ours), raising on failure."""
+    result = subprocess.run(["docker", "compose", *args], cwd=PROJECT_ROOT, env=child_env(**(env or {})))
     if result.returncode != 0:
         raise StackError(f"`docker compose {' '.join(args)}` failed (exit {result.returncode}).")
 

@@ -1,9 +1,11 @@
 """Real Apache Kafka without Docker: jars from Maven Central, KRaft nodes as background JVMs.
 
-A cluster is one or more nodes on 127.0.0.1, each a broker and a controller
-at once (KRaft, no ZooKeeper), each with its own ports, data directory, log
-and pid file under one state folder. The workbook's stack runs one node;
-notebook 09 starts three of its own to kill one.
+A cluster is one or more nodes on 127.0.0.1 (KRaft, no ZooKeeper), each with
+its own ports, data directory, log and pid file under one state folder. A node
+is a broker and a controller at once (combined), or only one of them. The
+workbook's stack runs one combined node, or three (`WORKBOOK_BROKERS=3`: a
+three-voter quorum); notebook 09 starts a throw-away cluster of three brokers
+and a controller of their own, so that it can kill two brokers and keep a quorum.
 """
 from __future__ import annotations
 
@@ -18,19 +20,31 @@ from pathlib import Path
 from ..config import POM, Settings, pom_property
 from ..errors import StackError
 from .prereqs import ensure_programs, say
-from .processes import check_port_free, kill_process, running_process, start_detached, stop_process
+from .processes import check_port_free, kill_process, running_process, start_detached, stop_processes
 
 HEAP_MB = 512
+COMBINED, BROKER, CONTROLLER = "broker,controller", "broker", "controller"
 
 
 @dataclass(frozen=True)
 class KafkaNode:
-    """One KRaft node: broker and controller in one JVM."""
+    """One KRaft node, one JVM: broker and controller (combined), or only one of them."""
 
     node_id: int
-    port: int
-    controller_port: int
+    port: int                  # client listener (0 for a controller-only node)
+    controller_port: int       # controller listener (0 for a broker-only node)
     root: Path                 # this node's folder: data/, server.log, server.properties
+    roles: str = COMBINED
+
+    @property
+    def is_broker(self) -> bool:
+        """True when the node serves clients (holds partitions)."""
+        return "broker" in self.roles.split(",")
+
+    @property
+    def is_controller(self) -> bool:
+        """True when the node is a voter of the metadata quorum."""
+        return "controller" in self.roles.split(",")
 
     @property
     def data(self) -> Path:
@@ -55,48 +69,82 @@ class KafkaNode:
 
 @dataclass(frozen=True)
 class LocalKafka:
-    """A local Kafka cluster of `len(nodes)` combined nodes sharing one set of jars."""
+    """A local Kafka cluster of `len(nodes)` KRaft nodes sharing one set of jars.
+
+    `extra` holds server properties that override the defaults on every node
+    (notebook 09 shortens the broker session timeout), `jvm_options` JVM flags
+    added after the defaults; `die_with_parent` makes every JVM receive SIGKILL
+    when the Python process that started it ends, so a throw-away cluster
+    cannot outlive a crashed kernel or test.
+    """
 
     libs: Path
     nodes: tuple[KafkaNode, ...]
     heap_mb: int = HEAP_MB
+    extra: tuple[tuple[str, str], ...] = ()
+    die_with_parent: bool = False
+    jvm_options: tuple[str, ...] = ()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalKafka:
-        """The workbook's own single node (ports from KAFKA_PORT, KAFKA_CONTROLLER_PORT)."""
-        node = KafkaNode(1, settings.kafka_port, settings.kafka_controller_port,
-                         settings.state_dir / "kafka" / "node-1")
-        return cls(settings.state_dir / "libs" / "kafka", (node,))
+        """The workbook's own Kafka: one node, or three (WORKBOOK_BROKERS=3) in a folder of their own.
+
+        A KRaft quorum cannot change its size in place, so the three-node
+        cluster keeps its state in `.stack/kafka-cluster/`, apart from the
+        single node's `.stack/kafka/node-1`.
+        """
+        libs = settings.state_dir / "libs" / "kafka"
+        if settings.brokers == 1:
+            node = KafkaNode(1, settings.kafka_port, settings.kafka_controller_port,
+                             settings.state_dir / "kafka" / "node-1")
+            return cls(libs, (node,))
+        return cls.cluster(settings, settings.state_dir / "kafka-cluster", settings.kafka_node_ports)
 
     @classmethod
     def cluster(cls, settings: Settings, root: Path, ports: list[tuple[int, int]],
-                heap_mb: int = 384) -> LocalKafka:
-        """Several nodes under `root`, ports given as (client, controller) pairs."""
-        nodes = tuple(KafkaNode(i, p, c, root / f"node-{i}") for i, (p, c) in enumerate(ports, 1))
-        return cls(settings.state_dir / "libs" / "kafka", nodes, heap_mb)
+                heap_mb: int = 384, roles: list[str] | None = None, extra: dict[str, str] | None = None,
+                die_with_parent: bool = False, jvm_options: tuple[str, ...] = ()) -> LocalKafka:
+        """Several nodes under `root`, ports given as (client, controller) pairs, combined by default."""
+        roles = roles or [COMBINED] * len(ports)
+        if len(roles) != len(ports) or not any(CONTROLLER in r for r in roles) \
+                or not any(BROKER in r.split(",") for r in roles):
+            raise StackError("A Kafka cluster needs one role per node, at least one broker "
+                             "and one controller.")
+        nodes = tuple(KafkaNode(i, p, c, root / f"node-{i}", r)
+                      for i, ((p, c), r) in enumerate(zip(ports, roles, strict=True), 1))
+        return cls(settings.state_dir / "libs" / "kafka", nodes, heap_mb,
+                   tuple((extra or {}).items()), die_with_parent, tuple(jvm_options))
+
+    @property
+    def brokers(self) -> list[KafkaNode]:
+        """The nodes that serve clients."""
+        return [n for n in self.nodes if n.is_broker]
 
     @property
     def bootstrap_servers(self) -> str:
-        """Every node's client address, comma-separated."""
-        return ",".join(n.address for n in self.nodes)
+        """Every broker's client address, comma-separated."""
+        return ",".join(n.address for n in self.brokers)
 
     @property
     def replication(self) -> int:
-        """Replication factor of the internal topics: every node holds a copy, up to 3."""
-        return min(3, len(self.nodes))
+        """Replication factor of the internal topics: every broker holds a copy, up to 3."""
+        return min(3, len(self.brokers))
 
     def properties(self, node: KafkaNode) -> str:
-        """server.properties of one node: broker+controller, everything on 127.0.0.1."""
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        """server.properties of one node, everything on 127.0.0.1."""
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes if n.is_controller)
         rf, min_isr = self.replication, max(1, self.replication - 1)
+        listeners = ([f"PLAINTEXT://127.0.0.1:{node.port}"] if node.is_broker else []) + \
+                    ([f"CONTROLLER://127.0.0.1:{node.controller_port}"] if node.is_controller else [])
+        broker_lines = [f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+                        "inter.broker.listener.name=PLAINTEXT"] if node.is_broker else []
         return "\n".join([
-            "process.roles=broker,controller",
+            f"process.roles={node.roles}",
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+            f"listeners={','.join(listeners)}",
+            *broker_lines,
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             f"log.dirs={node.data}",
             "num.partitions=3",
@@ -108,6 +156,7 @@ class LocalKafka:
             f"share.coordinator.state.topic.min.isr={min_isr}",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
+            *(f"{key}={value}" for key, value in self.extra),   # the last value of a key wins
             "",
         ])
 
@@ -131,35 +180,47 @@ class LocalKafka:
         return ["java", f"-Dlog4j2.configurationFile={node.root / 'log4j2.properties'}",
                 "-cp", str(self.libs / "*")]
 
-    def _format(self) -> None:
-        """Format every node's storage with one new cluster id (first start only)."""
+    def format(self) -> None:
+        """Format every node's storage with one new cluster id (first start only), in parallel."""
         if all((n.data / "meta.properties").is_file() for n in self.nodes):
             return
         # what `StorageTool random-uuid` prints: a random UUID, URL-safe base64 without padding
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        running = []
         for node in self.nodes:
             shutil.rmtree(node.data, ignore_errors=True)
-            args = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                    "-c", str(node.root / "server.properties")]
-            result = subprocess.run([*self._java(node), *args], capture_output=True, text=True)
-            if result.returncode != 0:
-                raise StackError(f"Formatting Kafka node {node.node_id} failed: "
-                                 f"{(result.stderr or result.stdout).strip()[-500:]}")
+            args = [*self._java(node), "-Xmx128m", "kafka.tools.StorageTool", "format",
+                    f"--cluster-id={cluster_id}", "-c", str(node.root / "server.properties")]
+            running.append((node, subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                   stdin=subprocess.DEVNULL, text=True)))
+        failures = []
+        for node, proc in running:
+            output, _ = proc.communicate()
+            if proc.returncode != 0:
+                failures.append(f"node {node.node_id}: {output.strip()[-500:]}")
+        if failures:
+            raise StackError("Formatting Kafka storage failed: " + "; ".join(failures))
 
-    def start(self) -> list[KafkaNode]:
-        """Start the nodes that do not run yet (formatting storage the first time); return them."""
-        started = []
+    def write_configs(self) -> None:
+        """Write each node's server.properties and log4j2.properties into its folder."""
         for node in self.nodes:
             node.root.mkdir(parents=True, exist_ok=True)
             (node.root / "server.properties").write_text(self.properties(node))
             (node.root / "log4j2.properties").write_text(self.log4j(node))
-        self._format()
+
+    def start(self) -> list[KafkaNode]:
+        """Start the nodes that do not run yet (formatting storage the first time); return them."""
+        started = []
+        self.write_configs()
+        self.format()
         for node in self.nodes:
             if running_process(node.pid_file):
                 continue
-            check_port_free(node.port, f"Kafka node {node.node_id}", "KAFKA_PORT")
-            check_port_free(node.controller_port, f"the controller of Kafka node {node.node_id}",
-                            "KAFKA_CONTROLLER_PORT")
+            if node.is_broker:
+                check_port_free(node.port, f"Kafka node {node.node_id}", "KAFKA_PORT")
+            if node.is_controller:
+                check_port_free(node.controller_port, f"the controller of Kafka node {node.node_id}",
+                                "KAFKA_CONTROLLER_PORT")
             self.start_node(node)
             started.append(node)
         return started
@@ -167,15 +228,16 @@ class LocalKafka:
     def start_node(self, node: KafkaNode) -> None:
         """Start one node's JVM in the background (its storage must be formatted)."""
         java = self._java(node)
-        opts = [f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m", "-XX:+UseG1GC",
-                "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true", f"-Dkafka.logs.dir={node.root}"]
+        heap = self.heap_mb if node.is_broker else min(self.heap_mb, 192)   # a controller holds metadata only
+        opts = [f"-Xms{heap}m", f"-Xmx{heap}m", "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true", f"-Dkafka.logs.dir={node.root}",
+                *self.jvm_options]
         start_detached([java[0], *opts, *java[1:], "kafka.Kafka", str(node.root / "server.properties")],
-                       node.root / "stdout.log", node.pid_file)
+                       node.root / "stdout.log", node.pid_file, die_with_parent=self.die_with_parent)
 
-    def stop(self) -> list[int]:
-        """Stop every running node (controlled shutdown); return the stopped pids."""
-        pids = [stop_process(n.pid_file, timeout=60) for n in reversed(self.nodes)]
-        return [p for p in pids if p]
+    def stop(self, timeout: float = 60) -> list[int]:
+        """Stop every running node (controlled shutdown, all at once); return the stopped pids."""
+        return stop_processes([n.pid_file for n in self.nodes], timeout=timeout)
 
     def kill_node(self, node: KafkaNode) -> int | None:
         """SIGKILL one node, as a crash or a pulled power cord would."""
@@ -184,6 +246,15 @@ class LocalKafka:
     def running(self) -> list[KafkaNode]:
         """The nodes whose JVM runs."""
         return [n for n in self.nodes if running_process(n.pid_file)]
+
+    def node(self, node_id: int) -> KafkaNode:
+        """The node of that id."""
+        for node in self.nodes:
+            if node.node_id == node_id:
+                return node
+        raise StackError(f"This cluster has no node {node_id}: its nodes are "
+                         f"{', '.join(str(n.node_id) for n in self.nodes)}.")
+
 
 
 def resolve_jars(settings: Settings) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -65,10 +66,17 @@ def running_process(pid_file: Path) -> psutil.Process | None:
 
 
 def start_detached(args: list[str], log: Path, pid_file: Path,
-                   env: dict[str, str] | None = None) -> psutil.Process:
-    """Start a long-running server in its own session, output to `log`; record it in `pid_file`."""
+                   env: dict[str, str] | None = None, die_with_parent: bool = False) -> psutil.Process:
+    """Start a long-running server in its own session, output to `log`; record it in `pid_file`.
+
+    die_with_parent=True: the server gets SIGKILL when the thread that started
+    it ends (Linux `setpriv --pdeathsig`): start such servers from the main
+    thread, and they cannot outlive a killed kernel or test run.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
+    if die_with_parent and shutil.which("setpriv"):
+        args = ["setpriv", "--pdeathsig", "KILL", "--", *args]   # setpriv execs: same pid
     with open(log, "ab") as out:
         popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True, env=env)
@@ -79,11 +87,23 @@ def start_detached(args: list[str], log: Path, pid_file: Path,
 
 def stop_process(pid_file: Path, timeout: float = 30.0) -> int | None:
     """Terminate the recorded process and its children, kill what lingers; return its pid."""
-    proc = running_process(pid_file)
-    pid_file.unlink(missing_ok=True)
-    if proc is None:
-        return None
-    family = [proc, *proc.children(recursive=True)]
+    stopped = stop_processes([pid_file], timeout)
+    return stopped[0] if stopped else None
+
+
+def stop_processes(pid_files: list[Path], timeout: float = 30.0) -> list[int]:
+    """Terminate the recorded processes (and children) all at once, kill what lingers; return their pids.
+
+    All at once, because the nodes of a Kafka quorum shut down together: one
+    by one, the last node waits for a quorum that has already left.
+    """
+    leaders, family = [], []
+    for pid_file in pid_files:
+        proc = running_process(pid_file)
+        pid_file.unlink(missing_ok=True)
+        if proc is not None:
+            leaders.append(proc)
+            family += [proc, *proc.children(recursive=True)]
     for member in family:
         with contextlib.suppress(psutil.NoSuchProcess):
             member.terminate()
@@ -92,17 +112,23 @@ def stop_process(pid_file: Path, timeout: float = 30.0) -> int | None:
         with contextlib.suppress(psutil.NoSuchProcess):
             member.kill()
     psutil.wait_procs(alive, timeout=5)
-    return proc.pid
+    return [proc.pid for proc in leaders]
 
 
 def kill_process(pid_file: Path) -> int | None:
     """SIGKILL the recorded process at once, as a crash would (the pid file stays)."""
-    proc = running_process(pid_file)
-    if proc is None:
-        return None
-    proc.kill()
-    psutil.wait_procs([proc], timeout=10)
-    return proc.pid
+    killed = kill_processes([pid_file])
+    return killed[0] if killed else None
+
+
+def kill_processes(pid_files: list[Path]) -> list[int]:
+    """SIGKILL every recorded process at once, then wait until they are gone; return their pids."""
+    procs = [proc for proc in map(running_process, pid_files) if proc is not None]
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=10)
+    return [proc.pid for proc in procs]
 
 
 def log_tail(log: Path, lines: int = 15) -> str:

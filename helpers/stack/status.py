@@ -125,6 +125,38 @@ def status_kafka(settings: Settings) -> ServiceStatus:
                                        f"{start_hint(settings)}.")
 
 
+def status_kafka_nodes(settings: Settings) -> list[ServiceStatus]:
+    """One status per Kafka node (kafka-1, kafka-2...): up when it answers itself and lists itself live."""
+    if settings.brokers == 1 or settings.stack == "external":
+        return [status_kafka(settings)]
+    statuses = []
+    for number, (port, _) in enumerate(settings.kafka_node_ports, 1):
+        address = f"127.0.0.1:{port}"
+        up = kafka_node_live(settings, address)
+        statuses.append(ServiceStatus(f"kafka-{number}", address, up, kafka_version(settings) if up else "",
+                                      "" if up else f"Kafka node {number} does not answer at {address}: "
+                                                    f"{start_hint(settings)}."))
+    return statuses
+
+
+def kafka_node_live(settings: Settings, address: str) -> bool:
+    """True when the node at `address` answers a metadata request and counts itself among the live brokers."""
+    from dataclasses import replace
+
+    from ..clients import make_admin
+    from .processes import port_answers
+
+    host, port = address.rsplit(":", 1)
+    if not port_answers(int(port), host):
+        return False
+    admin = make_admin(replace(settings, bootstrap_servers=address))   # this node alone
+    try:
+        brokers = admin.list_topics(timeout=PROBE_TIMEOUT).brokers.values()
+    except Exception:  # noqa: BLE001 - no answer means down
+        return False
+    return any(f"{b.host}:{b.port}" == address for b in brokers)
+
+
 # --- MySQL -------------------------------------------------------------------------
 
 def mysql_address(settings: Settings) -> str:
@@ -169,7 +201,7 @@ def status_stream_sql(settings: Settings) -> ServiceStatus:
         return ServiceStatus("stream-sql", settings.ksqldb_url, True, f"ksqlDB {info.get('version', '?')}")
     from importlib.metadata import PackageNotFoundError, version
 
-    where = "local Flink per query (PyFlink)"
+    where = "local Flink session per notebook (PyFlink)"
     try:
         flink = version("apache-flink")
     except PackageNotFoundError:
@@ -185,8 +217,8 @@ PROBES = {"kafka": status_kafka, "mysql": status_mysql, "stream-sql": status_str
 
 
 def stack_status(settings: Settings, show_secrets: bool = False) -> list[ServiceStatus]:
-    """Status of kafka, mysql and stream-sql."""
-    return [status_kafka(settings), status_mysql(settings, show_secrets), status_stream_sql(settings)]
+    """Status of kafka (one line per node), mysql and stream-sql."""
+    return [*status_kafka_nodes(settings), status_mysql(settings, show_secrets), status_stream_sql(settings)]
 
 
 def require_services(settings: Settings, *names: str) -> None:

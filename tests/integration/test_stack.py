@@ -146,3 +146,51 @@ def test_port_in_use_names_port_and_variable(second_stack):
         with pytest.raises(StackError, match=rf"Port {second_stack.kafka_port} .*KAFKA_PORT"):
             local_up(second_stack)
     assert processes_using(second_stack.state_dir) == []
+
+
+def six_free_ports() -> int:
+    """A port p such that p..p+5 are all free: the client and controller ports of three nodes."""
+    for _ in range(50):
+        base = free_port()
+        if base + 5 <= 65535 and all(port_is_free(base + i) for i in range(6)):
+            return base
+    raise AssertionError("no six consecutive free ports")
+
+
+@pytest.fixture
+def three_node_settings(settings, tmp_path):
+    """Settings of a three-node local Kafka on free ports with its own state folder (jars shared)."""
+    state = tmp_path / "stack"
+    state.mkdir()
+    (state / "libs").symlink_to(settings.state_dir / "libs")
+    base = six_free_ports()
+    env = {"WORKBOOK_STACK": "local", "WORKBOOK_STATE_DIR": str(state), "WORKBOOK_BROKERS": "3",
+           "KAFKA_PORT": str(base), "KAFKA_CONTROLLER_PORT": str(base + 1),
+           "MYSQL_PORT": str(free_port()), "MYSQL_PASSWORD": "three-node-pw"}
+    return load_settings({**os.environ, **env})
+
+
+def test_three_node_kafka_status_per_node_and_down_leaves_nothing(three_node_settings):
+    from helpers.stack.kafka import LocalKafka
+    from helpers.stack.status import status_kafka_nodes, wait_kafka_ready
+
+    s = three_node_settings
+    kafka = LocalKafka.for_settings(s)
+    try:
+        assert len(kafka.start()) == 3
+        wait_kafka_ready(s)            # groups and transactions work on a replicated cluster
+        statuses = status_kafka_nodes(s)
+        assert [(x.name, x.address, x.up) for x in statuses] == [
+            (f"kafka-{i}", f"127.0.0.1:{port}", True) for i, (port, _) in enumerate(s.kafka_node_ports, 1)]
+        outcome = reset_topics(make_admin(s), ["pricelist"], groups=["workbook-router"])
+        assert outcome == {"pricelist": "created"}
+        kafka.kill_node(kafka.node(2))
+        assert [x.up for x in status_kafka_nodes(s)] == [True, False, True]
+        assert len([p for p in processes_using(s.state_dir) if "kafka.Kafka" in p]) == 2
+    finally:
+        stopped = stack_down(s)
+    assert stopped == ["kafka (3 nodes)"]
+    assert processes_using(s.state_dir) == []
+    for port in (p for pair in s.kafka_node_ports for p in pair):
+        assert port_is_free(port), port
+    assert [x.up for x in status_kafka_nodes(s)] == [False, False, False]

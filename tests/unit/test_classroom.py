@@ -22,7 +22,7 @@ from helpers.errors import InputError
 from helpers.notebooks import notebook_paths
 
 NOTEBOOKS = notebook_paths()
-KINDS = ("Write code", "Predict, then run", "Failure lab", "Explore, then check")
+KINDS = ("Write code", "Predict, then run", "Predict, then check", "Failure lab", "Explore, then check")
 
 
 def exercise_cells(path):

@@ -219,7 +219,7 @@ def test_kafka_advertises_the_published_port_and_the_container_listener(services
     advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
     assert advertised["HOST"] == "127.0.0.1:${KAFKA_PORT:-9092}"
     ksqldb = services["ksqldb-server"]["environment"]
-    assert advertised["INTERNAL"] == ksqldb["KSQL_BOOTSTRAP_SERVERS"]
+    assert advertised["INTERNAL"] == interpolate(ksqldb["KSQL_BOOTSTRAP_SERVERS"], {})
     assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == "INTERNAL"
 
 
@@ -319,3 +319,125 @@ def test_workflow_cleans_up_and_reports(workflow):
     assert all_steps[step_index(workflow, "docker compose logs")].get("if") == "failure()"
     upload = [s for s in all_steps if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload[0]["with"]["path"].rstrip("/") == "build"
+
+
+# --- three brokers: the `cluster` profile (workbook up --brokers 3) -----------------------
+
+CLUSTER = ["kafka-1", "kafka-2", "kafka-3"]
+LAB_BROKERS = ["lab-kafka-1", "lab-kafka-2", "lab-kafka-3"]
+
+
+def test_cluster_nodes_are_the_same_kafka_with_health_and_volume(compose, services):
+    for name in CLUSTER:
+        node = services[name]
+        assert node["profiles"] == ["cluster"]
+        assert node["image"] == services["kafka"]["image"]
+        assert "kafka-broker-api-versions.sh" in " ".join(node["healthcheck"]["test"])
+        assert f"--bootstrap-server {name}:29092" in " ".join(node["healthcheck"]["test"])
+        [volume] = node["volumes"]
+        source, target = volume.split(":")
+        assert target == node["environment"]["KAFKA_LOG_DIRS"] and source in compose["volumes"]
+    assert len({services[n]["volumes"][0] for n in CLUSTER}) == 3, "each node needs its own data"
+
+
+def test_cluster_is_a_quorum_of_three_combined_nodes(services):
+    envs = [services[name]["environment"] for name in CLUSTER]
+    assert [env["KAFKA_NODE_ID"] for env in envs] == [1, 2, 3]
+    assert {env["KAFKA_PROCESS_ROLES"] for env in envs} == {"broker,controller"}
+    assert {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in envs} == \
+        {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert len({env["CLUSTER_ID"] for env in envs}) == 1
+    assert envs[0]["CLUSTER_ID"] != services["kafka"]["environment"]["CLUSTER_ID"]
+    for env in envs:
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 3
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 2
+
+
+def test_cluster_ports_follow_the_settings(services):
+    """Node i is published on KAFKA_PORT + 2(i-1), as Settings.kafka_node_ports says."""
+    settings = load_settings(env={"WORKBOOK_STACK": "docker", "WORKBOOK_BROKERS": "3", "KAFKA_PORT": "19092",
+                                  "KAFKA_CONTROLLER_PORT": "19093"}, dotenv=ROOT / "no-such-file")
+    from helpers.stack.compose import compose_cluster_env
+
+    env = {**compose_cluster_env(settings)}
+    for name, (port, _) in zip(CLUSTER, settings.kafka_node_ports):
+        [published] = services[name]["ports"]
+        assert interpolate(published, env) == f"127.0.0.1:{port}:9092"
+        advertised = dict(item.split("://") for item in
+                          services[name]["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(","))
+        assert interpolate(advertised["HOST"], env) == f"127.0.0.1:{port}"
+        assert advertised["INTERNAL"] in env["KSQLDB_KAFKA"].split(",")
+    defaults = load_settings(env={"WORKBOOK_STACK": "docker", "WORKBOOK_BROKERS": "3"},
+                             dotenv=ROOT / "no-such-file").kafka_node_ports
+    for name, (port, _) in zip(CLUSTER, defaults):     # without the workbook: the same defaults
+        assert interpolate(services[name]["ports"][0], {}) == f"127.0.0.1:{port}:9092"
+
+
+def test_ksqldb_follows_the_broker_count(services):
+    ksqldb = services["ksqldb-server"]["environment"]["KSQL_BOOTSTRAP_SERVERS"]
+    assert interpolate(ksqldb, {}) == "kafka:29092"
+    settings = load_settings(env={"WORKBOOK_STACK": "docker", "WORKBOOK_BROKERS": "3"},
+                             dotenv=ROOT / "no-such-file")
+    from helpers.stack.compose import compose_cluster_env
+
+    assert interpolate(ksqldb, compose_cluster_env(settings)) == "kafka-1:29092,kafka-2:29092,kafka-3:29092"
+
+
+@pytest.mark.parametrize("service", CLUSTER + ["lab-controller"] + LAB_BROKERS)
+def test_three_node_heaps_fit_their_memory_limit(services, service):
+    heap = heap_max_mib(services[service]["environment"]["KAFKA_HEAP_OPTS"])
+    assert heap <= mem_mib(services[service]["mem_limit"]) * 0.75
+
+
+def test_docker_up_switches_between_one_and_three_brokers(monkeypatch):
+    """The commands `workbook up` runs with Docker (no engine here: they are recorded, not run)."""
+    import helpers.stack as stack
+
+    calls = []
+    monkeypatch.setattr(stack, "compose", lambda *args, env=None: calls.append((args, env)))
+    one = load_settings(env={"WORKBOOK_STACK": "docker"}, dotenv=ROOT / "no-such-file")
+    stack.docker_up(one)
+    assert [args for args, _ in calls] == [("--profile", "cluster", "stop", *CLUSTER), ("up", "-d", "--wait")]
+    calls.clear()
+    three = load_settings(env={"WORKBOOK_STACK": "docker", "WORKBOOK_BROKERS": "3"},
+                          dotenv=ROOT / "no-such-file")
+    stack.docker_up(three)
+    assert [args for args, _ in calls] == [
+        ("stop", "kafka"),
+        ("--profile", "cluster", "up", "-d", "--wait", *CLUSTER, "mysql"),
+        ("up", "-d", "--wait", "--no-deps", "ksqldb-server")]
+    assert {env["KSQLDB_KAFKA"] for _, env in calls} == {"kafka-1:29092,kafka-2:29092,kafka-3:29092"}
+
+
+# --- notebook 09's cluster: the `faults` profile -----------------------------------------
+
+def test_lab_cluster_has_three_brokers_and_a_controller_of_their_own(services):
+    from helpers.replication import BROKER_IDS, CONTROLLER_ID, ComposeLab
+
+    assert set(ComposeLab.SERVICES) == {"lab-controller", *LAB_BROKERS}
+    controller = services["lab-controller"]["environment"]
+    assert controller["KAFKA_PROCESS_ROLES"] == "controller"
+    assert controller["KAFKA_NODE_ID"] == CONTROLLER_ID
+    assert "kafka-metadata-quorum.sh" in " ".join(services["lab-controller"]["healthcheck"]["test"])
+    for broker_id, name in zip(BROKER_IDS, LAB_BROKERS):
+        node = services[name]
+        env = node["environment"]
+        assert node["profiles"] == ["faults"] and node["image"] == services["kafka"]["image"]
+        assert env["KAFKA_PROCESS_ROLES"] == "broker" and env["KAFKA_NODE_ID"] == broker_id
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{CONTROLLER_ID}@lab-controller:9093"
+        assert node["depends_on"]["lab-controller"]["condition"] == "service_healthy"
+        assert f"--bootstrap-server {name}:29092" in " ".join(node["healthcheck"]["test"])
+        assert node["volumes"] == ["/var/lib/kafka/data"], "anonymous: `rm -v` deletes it"
+        [published] = node["ports"]
+        port = interpolate(published, {f"LAB_KAFKA_PORT_{broker_id}": "40000"})
+        assert port == "127.0.0.1:40000:9092"
+        assert f"HOST://127.0.0.1:${{LAB_KAFKA_PORT_{broker_id}:-" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_lab_cluster_declares_brokers_dead_as_fast_as_the_local_lab(services):
+    from helpers.replication import LAB_PROPERTIES
+
+    for name in ["lab-controller", *LAB_BROKERS]:
+        env = services[name]["environment"]
+        for key, value in LAB_PROPERTIES.items():
+            assert str(env["KAFKA_" + key.upper().replace(".", "_")]) == value, (name, key)

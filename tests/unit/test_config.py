@@ -143,3 +143,73 @@ def test_smtp_settings_come_from_the_environment_and_the_password_is_never_shown
     with pytest.raises(ConfigError, match="SMTP_PORT"):
         settings(tmp_path, {"SMTP_PORT": "smtp"})
     assert settings(tmp_path, {}).smtp_host == ""               # no server: notebook 08 uses a sink
+
+
+# --- the number of Kafka brokers (WORKBOOK_BROKERS, `workbook up --brokers`) -------------
+
+def test_one_broker_by_default(tmp_path):
+    s = settings(tmp_path)
+    assert s.brokers == 1 and s.kafka_node_ports == [(9092, 9093)]
+
+
+def test_three_brokers_list_every_node(tmp_path):
+    s = settings(tmp_path, dotenv="WORKBOOK_BROKERS=3\nKAFKA_PORT=19092\nKAFKA_CONTROLLER_PORT=19093\n")
+    assert s.brokers == 3
+    assert s.kafka_node_ports == [(19092, 19093), (19094, 19095), (19096, 19097)]
+    assert s.bootstrap_servers == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
+
+
+@pytest.mark.parametrize("raw", ["2", "0", "5", "three", "", " "])
+def test_other_broker_counts_are_refused(tmp_path, raw):
+    with pytest.raises(ConfigError, match=r"WORKBOOK_BROKERS must be 1 or 3"):
+        settings(tmp_path, {"WORKBOOK_BROKERS": raw})
+
+
+def test_colliding_node_ports_are_refused_with_the_rule(tmp_path):
+    with pytest.raises(ConfigError, match="differ by an odd number"):
+        settings(tmp_path, {"WORKBOOK_BROKERS": "3", "KAFKA_PORT": "9092", "KAFKA_CONTROLLER_PORT": "9094"})
+    with pytest.raises(ConfigError, match="below 65536"):
+        settings(tmp_path, {"WORKBOOK_BROKERS": "3", "KAFKA_PORT": "65532", "KAFKA_CONTROLLER_PORT": "65533"})
+    assert settings(tmp_path, {"KAFKA_PORT": "9092", "KAFKA_CONTROLLER_PORT": "9094"}).brokers == 1
+
+
+def test_external_bootstrap_wins_over_the_broker_count(tmp_path):
+    s = settings(tmp_path, {"WORKBOOK_BROKERS": "3", "KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092"})
+    assert s.bootstrap_servers == "k1:9092,k2:9092"
+
+
+def test_save_setting_replaces_in_place_or_appends(tmp_path):
+    from helpers.config import save_setting
+
+    path = tmp_path / ".env"
+    path.write_text("# ports\nKAFKA_PORT=19092\nWORKBOOK_BROKERS=1\nMYSQL_PORT=13306\n")
+    save_setting("WORKBOOK_BROKERS", "3", path)
+    assert path.read_text() == "# ports\nKAFKA_PORT=19092\nWORKBOOK_BROKERS=3\nMYSQL_PORT=13306\n"
+    save_setting("WORKBOOK_STUDENT", "alice", path)
+    assert path.read_text().endswith("MYSQL_PORT=13306\nWORKBOOK_STUDENT=alice\n")
+    assert read_dotenv(path)["WORKBOOK_BROKERS"] == "3"
+
+
+def test_set_brokers_records_the_choice_for_every_later_command(tmp_path, monkeypatch):
+    from helpers.config import set_brokers
+
+    path = tmp_path / ".env"
+    path.write_text("WORKBOOK_STACK=local\nMYSQL_PASSWORD=x\n")
+    monkeypatch.delenv("WORKBOOK_BROKERS", raising=False)
+    assert set_brokers(3, path).brokers == 3
+    assert load_settings({}, dotenv=path).brokers == 3        # status, down, the notebooks
+    monkeypatch.setenv("WORKBOOK_BROKERS", "1")
+    with pytest.raises(ConfigError, match="set in the environment, which wins"):
+        set_brokers(3, path)
+    with pytest.raises(ConfigError, match="1 or 3"):
+        set_brokers(2, path)
+
+
+def test_cli_accepts_only_one_or_three_brokers(capsys):
+    from helpers.cli import build_parser
+
+    assert build_parser().parse_args(["up", "--brokers", "3"]).brokers == 3
+    assert build_parser().parse_args(["up"]).brokers is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["up", "--brokers", "2"])
+    assert "invalid choice: 2" in capsys.readouterr().err

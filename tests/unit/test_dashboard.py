@@ -105,3 +105,35 @@ def test_apply_button_sends_the_sliders_thresholds(bars, monkeypatch):
     assert calls == [(len(bars), Thresholds(210, 0.04), "the-settings")]
     assert "<b>7</b> alerts" in dash.applied.value and not dash.apply_button.disabled
     assert Dashboard(bars).apply_button.layout.display == "none"   # no settings, no button
+
+
+def test_fast_picture_equals_a_full_redraw(bars):
+    """The PNG drawn over the cached background shows what a full redraw of the figure shows."""
+    import io
+
+    from PIL import Image
+
+    dash = Dashboard(bars)
+    dash.update()
+    dash.price.value, dash.variation.value = 230, 0.03     # redrawn over the background
+    fast = np.asarray(Image.open(io.BytesIO(bytes(dash.output.value))).convert("RGB"))
+    figure = dash._figure
+    for artist in figure.dynamic_artists():
+        artist.set_animated(False)
+    figure.canvas.draw()                                   # everything, same layout
+    full = np.asarray(figure.canvas.buffer_rgba())[:, :, :3]
+    assert fast.shape == full.shape
+    assert (fast != full).any(axis=2).mean() < 0.002       # only where a line crosses an axis spine
+
+
+def test_price_lines_keep_every_extreme():
+    """Decimated to pixel columns, each ticker's line still reaches its lowest and highest close."""
+    many = fetch_synthetic(n_tickers=2, n_bars=20_000, seed=9)
+    dash = Dashboard(many)
+    dash.update()
+    lines = [line for line in dash.figure.axes[0].get_lines() if line.get_label().endswith("close")]
+    assert [line.get_label() for line in lines] == [f"{t} close" for t in sorted(many["ticker"].unique())]
+    for line, (_, group) in zip(lines, many.groupby("ticker", sort=True)):
+        y = np.asarray(line.get_ydata())
+        assert len(y) <= 2 * 1300 < len(group)
+        assert y.max() == group["close"].max() and y.min() == group["close"].min()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from helpers.route import route_bar
 from helpers.rules import Thresholds
-from helpers.schemas import ALERTS, DEAD_LETTER, VARIATIONS, decode, encode
+from helpers.schemas import ALERTS, DEAD_LETTER, PRICELIST, VARIATIONS, decode, encode
 from helpers.validation import TICKER
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,3 +47,25 @@ def test_every_record_is_routed_or_dead_lettered_never_raised(raw):
 def test_a_valid_bar_is_never_dead_lettered(bar, price):
     topics = [topic for topic, _ in route_bar(json.dumps(bar).encode(), Thresholds(price=price), now=NOW)]
     assert topics == ([VARIATIONS, ALERTS] if bar["close"] > price else [VARIATIONS])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(records)
+def test_the_fast_path_agrees_with_decode_and_bar_problem(raw):
+    """valid_bar returns a bar only when decode would return that same bar and bar_problem finds nothing."""
+    from helpers.route import valid_bar
+    from helpers.validation import bar_problem
+
+    fast = valid_bar(raw, NOW)
+    if fast is not None:
+        bar = decode(PRICELIST, raw, finite=False)
+        assert fast == bar and list(fast) == list(bar)
+        assert bar_problem(bar, NOW) == ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_bars())
+def test_a_valid_bar_takes_the_fast_path(bar):
+    from helpers.route import valid_bar
+
+    assert valid_bar(json.dumps(bar).encode(), NOW) == decode(PRICELIST, json.dumps(bar).encode())

@@ -93,6 +93,81 @@ def test_three_node_cluster_has_three_voters_and_replicates_internal_topics(tmp_
     assert kafka.bootstrap_servers == "127.0.0.1:29092,127.0.0.1:29094,127.0.0.1:29096"
 
 
+def properties_of(kafka, node) -> dict:
+    """One node's server.properties as a dict."""
+    return dict(line.split("=", 1) for line in kafka.properties(node).splitlines() if line)
+
+
+def test_workbook_cluster_of_three_keeps_its_own_state_folder(tmp_path):
+    settings = load_settings({"WORKBOOK_STACK": "local", "WORKBOOK_BROKERS": "3", "KAFKA_PORT": "19092",
+                              "KAFKA_CONTROLLER_PORT": "19093", "WORKBOOK_STATE_DIR": str(tmp_path)},
+                             dotenv=tmp_path / "none")
+    kafka = local_kafka.LocalKafka.for_settings(settings)
+    assert [n.root for n in kafka.nodes] == [tmp_path / "kafka-cluster" / f"node-{i}" for i in (1, 2, 3)]
+    assert kafka.bootstrap_servers == settings.bootstrap_servers
+    assert {properties_of(kafka, n)["controller.quorum.voters"] for n in kafka.nodes} == \
+        {"1@127.0.0.1:19093,2@127.0.0.1:19095,3@127.0.0.1:19097"}
+    one = local_kafka.LocalKafka.for_settings(load_settings(
+        {"WORKBOOK_STACK": "local", "WORKBOOK_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none"))
+    assert one.nodes[0].root == tmp_path / "kafka" / "node-1"
+
+
+def test_lab_cluster_has_brokers_and_a_controller_apart(tmp_path):
+    from helpers.replication import LAB_PROPERTIES, lab_kafka
+
+    settings = load_settings({"WORKBOOK_STACK": "local"}, dotenv=tmp_path / "none")
+    kafka = lab_kafka(settings, tmp_path / "lab", [29092, 29094, 29096, 29093])
+    brokers, controller = kafka.nodes[:3], kafka.nodes[3]
+    assert kafka.bootstrap_servers == "127.0.0.1:29092,127.0.0.1:29094,127.0.0.1:29096"
+    for node in brokers:
+        props = properties_of(kafka, node)
+        assert props["process.roles"] == "broker"
+        assert props["listeners"] == f"PLAINTEXT://127.0.0.1:{node.port}"
+        assert props["controller.quorum.voters"] == "4@127.0.0.1:29093"
+        assert props["default.replication.factor"] == "3" and props["transaction.state.log.min.isr"] == "2"
+        assert {k: props[k] for k in LAB_PROPERTIES} == LAB_PROPERTIES
+    props = properties_of(kafka, controller)
+    assert (props["process.roles"], props["node.id"]) == ("controller", "4")
+    assert props["listeners"] == "CONTROLLER://127.0.0.1:29093"
+    assert "advertised.listeners" not in props and "inter.broker.listener.name" not in props
+    assert kafka.die_with_parent and "-XX:TieredStopAtLevel=1" in kafka.jvm_options
+
+
+def test_extra_properties_override_the_defaults(tmp_path):
+    settings = load_settings({"WORKBOOK_STACK": "local"}, dotenv=tmp_path / "none")
+    kafka = local_kafka.LocalKafka.cluster(settings, tmp_path, [(29092, 29093)],
+                                           extra={"num.partitions": "6"})
+    text = kafka.properties(kafka.nodes[0])
+    assert text.count("num.partitions=") == 2
+    assert properties_of(kafka, kafka.nodes[0])["num.partitions"] == "6"
+
+
+def test_a_cluster_needs_a_broker_and_a_controller(tmp_path):
+    settings = load_settings({"WORKBOOK_STACK": "local"}, dotenv=tmp_path / "none")
+    with pytest.raises(StackError, match="at least one broker and one controller"):
+        local_kafka.LocalKafka.cluster(settings, tmp_path, [(1, 0), (2, 0)], roles=["broker", "broker"])
+
+
+def test_a_server_started_to_die_with_its_parent_does(tmp_path):
+    """A child starts a sleeper with die_with_parent=True, then crashes (no atexit): the sleeper dies too."""
+    code = ("import sys, os; from pathlib import Path; from helpers.stack.processes import start_detached; "
+            "p = start_detached([sys.executable, '-c', 'import time; time.sleep(60)'], "
+            f"Path({str(tmp_path)!r}) / 'log', Path({str(tmp_path)!r}) / 'pid', die_with_parent=True); "
+            "print(p.pid, flush=True); os._exit(1)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    pid = int(out.stdout.split()[0])
+    import psutil
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    from helpers.waiting import wait_until
+    assert wait_until(gone, 10, "the orphaned sleeper to die")
+
+
 def test_status_down_says_how_to_start(monkeypatch, tmp_path):
     settings = load_settings({"WORKBOOK_STACK": "local", "KAFKA_PORT": "1", "MYSQL_PORT": "1",
                               "MYSQL_PASSWORD": "x"}, dotenv=tmp_path / "none")
@@ -114,8 +189,10 @@ def test_pom_is_the_single_source_of_versions():
 
 
 def test_light_commands_do_not_import_the_notebook_libraries():
-    code = ("import sys, helpers.cli, helpers.stack; "
-            "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'IPython', 'pyflink') "
+    code = ("import sys, helpers.cli, helpers.stack; from helpers.config import load_settings; "
+            "helpers.stack.stack_status(load_settings({'WORKBOOK_STACK': 'local', 'KAFKA_PORT': '1', "
+            "'MYSQL_PORT': '1', 'MYSQL_PASSWORD': 'x'})); "
+            "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'IPython', 'pyflink', 'pandas') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
