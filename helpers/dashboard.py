@@ -73,7 +73,7 @@ class DashboardFigure:
         self.background = None
         self.background_limits: tuple = ()
         self.threshold = ax.axhline(0, color="black", ls="--", lw=1.5, zorder=3.5)   # over the prices
-        self.alerts = ax.scatter([], [], s=14, color="tab:orange", alpha=0.5, linewidths=0, zorder=2)
+        self.alerts = ax.scatter([], [], s=14, color="tab:orange", alpha=0.5, linewidths=0, zorder=3.2)
         self.buys = ax.scatter([], [], s=90, marker="^", color="tab:green", edgecolor="black", zorder=4)
         ax.set(xlabel="market time (UTC)", ylabel="price (USD)")
         self.small = av.scatter([], [], s=6, color="tab:gray", label="variation")
