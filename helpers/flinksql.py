@@ -4,7 +4,9 @@ PyFlink starts a local Flink (a JVM, child of the Python process) the first
 time a TableEnvironment is created; the workbook runs each job in a Python
 process of its own (FlinkJob, below). The Kafka SQL connector is one shaded jar
 added through `pipeline.jars`; the SQL itself lives in `ksql/flink/` and is
-filled by `load_sql`, like the ksqlDB files.
+filled by `load_sql`, like the ksqlDB files. On a shared cluster the tables
+log in with the workbook's Kafka security settings (`kafka_login`): the job
+process gets them through its environment, never its command line.
 """
 from __future__ import annotations
 
@@ -26,10 +28,11 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from . import schemas
-from .config import Settings, child_env
+from .clients import security_conf
+from .config import KafkaSecurity, Settings, child_env, kafka_security_from_env
 from .errors import InputError, ServiceUnavailable, StreamSqlError, WaitTimeout
 from .rules import VARIATION_THRESHOLD, check_variation_threshold
-from .sqlfiles import load_sql
+from .sqlfiles import WithOptions, load_sql
 
 CREATE_FILE = "flink/01_create_tables.sql"
 JOIN_FILE = "flink/02_buy_signals.sql"
@@ -41,6 +44,32 @@ GROUP_ID = "workbook-flink-buy"
 # watermark only delays the cleanup of its state (a few thousand bars here).
 IDLE_TIMEOUT = "0 ms"
 LOG_DIR = Path(tempfile.gettempdir()) / "workbook-flink-logs"
+# the connector jar relocates the Kafka client: JAAS must name the shaded login modules
+SHADED = "org.apache.flink.kafka.shaded."
+LOGIN_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+                 "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+                 "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
+
+
+def jaas_quote(text: str) -> str:
+    """A JAAS option value in double quotes (backslash and quote escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def kafka_login(security: KafkaSecurity) -> WithOptions:
+    """The Flink Kafka tables' options for logging in and trusting the broker (none for PLAINTEXT)."""
+    options = WithOptions()
+    if security.protocol != "PLAINTEXT":
+        options["properties.security.protocol"] = security.protocol
+    if security.sasl:
+        module = SHADED + LOGIN_MODULES[security.mechanism]
+        options["properties.sasl.mechanism"] = security.mechanism
+        user, password = jaas_quote(security.username), jaas_quote(security.password)
+        options["properties.sasl.jaas.config"] = f"{module} required username={user} password={password};"
+    if security.tls and security.ca_location:
+        options["properties.ssl.truststore.type"] = "PEM"
+        options["properties.ssl.truststore.location"] = security.ca_location
+    return options
 
 
 def flink_job_env(level: str = "WARN") -> dict[str, str]:
@@ -141,9 +170,9 @@ def root_cause(exc: Exception) -> str:
     return causes[-1] if causes else lines[0]
 
 
-def check_topics(bootstrap_servers: str, *topics: str) -> None:
+def check_topics(bootstrap_servers: str, *topics: str, security: KafkaSecurity = KafkaSecurity()) -> None:
     """Raise a clear error unless every topic exists (Flink would fail deep in a Java trace)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **security_conf(security)})
     try:
         existing = admin.list_topics(timeout=10).topics
     except KafkaException as exc:
@@ -157,9 +186,9 @@ def check_topics(bootstrap_servers: str, *topics: str) -> None:
 
 def render_buy_sql(bootstrap_servers: str, variation_threshold: float, alerts_topic: str,
                    variations_topic: str, buy_topic: str, group_id: str,
-                   until_caught_up: bool) -> tuple[list[str], str]:
-    """The DDL and the INSERT statement of the buy join, placeholders filled."""
-    ddl = load_sql(CREATE_FILE, bootstrap_servers=bootstrap_servers,
+                   until_caught_up: bool, security: KafkaSecurity = KafkaSecurity()) -> tuple[list[str], str]:
+    """The DDL and the INSERT statement of the buy join, placeholders filled (the DDL may hold a password)."""
+    ddl = load_sql(CREATE_FILE, bootstrap_servers=bootstrap_servers, kafka_login=kafka_login(security),
                    alerts_topic=alerts_topic, variations_topic=variations_topic,
                    buy_topic=buy_topic, group_id=group_id,
                    scan_bounded_mode="latest-offset" if until_caught_up else "unbounded")
@@ -172,12 +201,13 @@ def run_buy_join(jar_path: str | Path, bootstrap_servers: str, *,
                  variation_threshold: float = VARIATION_THRESHOLD,
                  alerts_topic: str = schemas.ALERTS, variations_topic: str = schemas.VARIATIONS,
                  buy_topic: str = schemas.BUY, group_id: str = GROUP_ID,
-                 until_caught_up: bool = True, parallelism: int = 1) -> FlinkRun:
+                 until_caught_up: bool = True, parallelism: int = 1,
+                 security: KafkaSecurity = KafkaSecurity()) -> FlinkRun:
     """Start the Flink buy join; until_caught_up waits for it to reach the topics' end."""
     started = time.perf_counter()
-    check_topics(bootstrap_servers, alerts_topic, variations_topic, buy_topic)
+    check_topics(bootstrap_servers, alerts_topic, variations_topic, buy_topic, security=security)
     ddl, insert = render_buy_sql(bootstrap_servers, variation_threshold, alerts_topic,
-                                 variations_topic, buy_topic, group_id, until_caught_up)
+                                 variations_topic, buy_topic, group_id, until_caught_up, security)
     t_env = create_table_env(jar_path, parallelism)
     env_s = time.perf_counter() - started
     for statement in ddl:
@@ -212,7 +242,7 @@ class FlinkJob:
                 "--bootstrap", settings.bootstrap_servers, "--threshold", repr(threshold),
                 "--alerts", topics.alerts, "--variations", topics.variations, "--buy", topics.buy,
                 "--group", settings.group("flink-buy")] + (["--until-caught-up"] if until_caught_up else [])
-        env = flink_job_env()
+        env = {**flink_job_env(), **settings.kafka_security.as_env()}   # the password: never in argv
         descriptor, name = tempfile.mkstemp(prefix="flink-job-", suffix=".log", dir=LOG_DIR)
         os.close(descriptor)
         log = Path(name)
@@ -281,11 +311,13 @@ def main(argv: list[str] | None = None) -> int:
                           "submit_s": run.submit_s, "wall_s": run.wall_s,
                           "jvm_peak_rss_mb": run.jvm_peak_rss_mb}), flush=True)
 
+    security = kafka_security_from_env()        # set by FlinkJob.start from the parent's settings
     try:
         run = run_buy_join(args.jar, args.bootstrap, variation_threshold=args.threshold,
                            alerts_topic=args.alerts, variations_topic=args.variations,
                            buy_topic=args.buy, group_id=args.group,
-                           until_caught_up=args.until_caught_up)   # bounded: returns when finished
+                           until_caught_up=args.until_caught_up,   # bounded: returns when finished
+                           security=security)
         if args.until_caught_up:
             say("finished", run)
         else:
@@ -296,7 +328,10 @@ def main(argv: list[str] | None = None) -> int:
             run.cancel()
             say("canceled", run)
     except Exception as exc:  # noqa: BLE001 - one line for the parent, not a Java trace
-        print(f"{type(exc).__name__}: {root_cause(exc)}", file=sys.stderr, flush=True)
+        message = f"{type(exc).__name__}: {root_cause(exc)}"
+        if security.password:                   # Java may quote a table's options: never the password
+            message = message.replace(security.password, "***")
+        print(message, file=sys.stderr, flush=True)
         return 1
     return 0
 

@@ -3,7 +3,9 @@
 A cluster is one or more nodes on 127.0.0.1, each a broker and a controller
 at once (KRaft, no ZooKeeper), each with its own ports, data directory, log
 and pid file under one state folder. The workbook's stack runs one node;
-notebook 09 starts three of its own to kill one.
+notebook 09 starts three of its own to kill one. With `security` (a class
+server, `helpers.stack.classroom`) the nodes take logins over TLS and check
+every request against ACLs.
 """
 from __future__ import annotations
 
@@ -11,14 +13,19 @@ import base64
 import hashlib
 import shutil
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import POM, Settings, pom_property
 from ..errors import StackError
 from .prereqs import ensure_programs, say
 from .processes import check_port_free, kill_process, running_process, start_detached, stop_process
+
+if TYPE_CHECKING:
+    from .classroom import BrokerSecurity
 
 HEAP_MB = 512
 
@@ -60,6 +67,7 @@ class LocalKafka:
     libs: Path
     nodes: tuple[KafkaNode, ...]
     heap_mb: int = HEAP_MB
+    security: BrokerSecurity | None = None     # None: PLAINTEXT, no logins, no ACLs (a laptop)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalKafka:
@@ -93,11 +101,7 @@ class LocalKafka:
             "process.roles=broker,controller",
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            *self.listener_lines(node),
             f"log.dirs={node.data}",
             "num.partitions=3",
             f"default.replication.factor={rf}",
@@ -108,8 +112,21 @@ class LocalKafka:
             f"share.coordinator.state.topic.min.isr={min_isr}",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
+            *(self.security.properties() if self.security else []),
             "",
         ])
+
+    def listener_lines(self, node: KafkaNode) -> list[str]:
+        """One node's listeners: PLAINTEXT on a laptop; SASL_SSL and SASL controller on a class server."""
+        if self.security:
+            return self.security.listener_lines(node.port, node.controller_port)
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
 
     @staticmethod
     def log4j(node: KafkaNode) -> str:
@@ -139,12 +156,18 @@ class LocalKafka:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         for node in self.nodes:
             shutil.rmtree(node.data, ignore_errors=True)
-            args = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                    "-c", str(node.root / "server.properties")]
-            result = subprocess.run([*self._java(node), *args], capture_output=True, text=True)
+            args = ["format", f"--cluster-id={cluster_id}", "-c", str(node.root / "server.properties"),
+                    *(self.security.format_args() if self.security else [])]
+            # passwords (SCRAM users) must not show in `ps`: the arguments go in a private @file
+            with tempfile.NamedTemporaryFile("w", dir=node.root, prefix="format-", suffix=".args") as argfile:
+                argfile.write("\n".join(args) + "\n")
+                argfile.flush()
+                result = subprocess.run([*self._java(node), "kafka.tools.StorageTool", f"@{argfile.name}"],
+                                        capture_output=True, text=True)
             if result.returncode != 0:
+                why = (result.stderr or result.stdout).strip()[-500:]
                 raise StackError(f"Formatting Kafka node {node.node_id} failed: "
-                                 f"{(result.stderr or result.stdout).strip()[-500:]}")
+                                 f"{self.security.scrub(why) if self.security else why}")
 
     def start(self) -> list[KafkaNode]:
         """Start the nodes that do not run yet (formatting storage the first time); return them."""
@@ -152,6 +175,7 @@ class LocalKafka:
         for node in self.nodes:
             node.root.mkdir(parents=True, exist_ok=True)
             (node.root / "server.properties").write_text(self.properties(node))
+            (node.root / "server.properties").chmod(0o600)     # a class server's holds a password
             (node.root / "log4j2.properties").write_text(self.log4j(node))
         self._format()
         for node in self.nodes:
