@@ -373,7 +373,8 @@ def grant_students(admin_settings: Settings, students: list[Student]) -> None:
     try:
         for mechanism in SCRAM_MECHANISMS:        # a request may alter each user once
             info = ScramCredentialInfo(getattr(ScramMechanism, mechanism.replace("-", "_")), 8192)
-            upserts = [UserScramCredentialUpsertion(s.name, info, s.kafka_password.encode()) for s in students]
+            upserts = [UserScramCredentialUpsertion(s.name, info, s.kafka_password.encode())
+                       for s in students]
             for future in admin.alter_user_scram_credentials(upserts, request_timeout=30).values():
                 future.result()
         for future in admin.create_acls([b for s in students for b in student_acls(s.name)],

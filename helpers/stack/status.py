@@ -71,6 +71,7 @@ def probe_kafka(settings: Settings, timeout: float = PROBE_TIMEOUT) -> tuple[str
         return admin.describe_cluster(request_timeout=timeout).result(timeout + 1).cluster_id, ""
     except Exception as exc:  # noqa: BLE001 - any failure means 'not answering'; the reason follows
         errors.append(exc.args[0] if exc.args else exc)
+    admin.poll(0.1)                   # serves error_cb: a refused login or certificate is reported there
     codes = {getattr(e, "code", lambda: None)() for e in errors}
     security = settings.kafka_security
     if KafkaError._AUTHENTICATION in codes:
