@@ -166,8 +166,11 @@ def status_mysql(settings: Settings, show_secrets: bool = False) -> ServiceStatu
         version, up = "", False
         code = getattr(getattr(exc, "orig", None), "args", [None])[0]
         if code == 1045:
-            hint = (f"MySQL at {address} refuses the login of {settings.mysql_user}: check MYSQL_USER "
-                    "and MYSQL_PASSWORD in .env, then run `make up`.")
+            from sqlalchemy.engine import make_url
+
+            where = ("the user and password of DATABASE_URL in .env" if settings.explicit_database_url
+                     else "MYSQL_USER and MYSQL_PASSWORD in .env, then run `make up`")
+            hint = f"MySQL at {address} refuses the login of {make_url(url).username}: check {where}."
         else:
             hint = f"MySQL does not answer at {address}: {start_hint(settings)}."
     return ServiceStatus("mysql", address, up, version, hint, url if show_secrets else mask_url(url))
