@@ -178,6 +178,7 @@ def test_two_students_run_the_pipeline_at_once_and_each_gets_their_own_counts(cl
     print(f"buy signals: alice {len(buys['alice'])}, bob {len(buys['bob'])}")
 
     secrets = [s.kafka_password for s in students.values()] + [s.mysql_password for s in students.values()]
+    secrets += [server.passwords()["admin"], server.passwords()["controller"]]
     assert watch.lines and not [line for line in watch.lines if any(p in line for p in secrets)]
     logs = [*server.root.rglob("*.log"), *LOG_DIR.glob("*.log")]
     assert not [p for p in logs if any(s in p.read_text(errors="replace") for s in secrets)]
