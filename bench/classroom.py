@@ -50,7 +50,22 @@ def run_course(server: ClassServer, student: Student, output: Path) -> dict[str,
     lines = result.stdout.strip().splitlines()
     return {"student": student.name, "seconds": round(time.perf_counter() - started, 1),
             "exit": result.returncode, "summary": [line for line in lines if line.startswith(("Summary",
-                                                                                            "Messages"))]}
+                                                                                            "Messages"))],
+            "notebooks": [line.strip() for line in lines if ".ipynb" in line],
+            "errors": notebook_errors(output)}
+
+
+def notebook_errors(output: Path) -> list[str]:
+    """The error of every executed notebook whose cell failed: 'notebook: Name: message'."""
+    import nbformat
+
+    found = []
+    for path in sorted(output.glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    found.append(f"{path.name}: {out['ename']}: {out['evalue'][:300]}")
+    return found
 
 
 def run_together(server: ClassServer, students: list[Student], folder: Path) -> dict[str, Any]:
