@@ -348,10 +348,12 @@ class Dashboard:
 
 def read_history(settings=None) -> pd.DataFrame:
     """The replayed history: every bar in `pricelist`, as a frame of bars."""
+    from .config import load_settings
     from .schemas import BAR_COLUMNS
     from .topics import read_topic
 
-    frame = read_topic(PRICELIST, settings=settings)
+    settings = settings or load_settings()
+    frame = read_topic(settings.topics.pricelist, settings=settings)   # the student's own
     if frame.empty:
         return pd.DataFrame(columns=BAR_COLUMNS)
     return frame[BAR_COLUMNS].astype({"ts": "int64", "transactions": "Int64"})
