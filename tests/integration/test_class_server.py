@@ -338,7 +338,11 @@ def test_nbval_runs_the_notebooks_as_one_student(classroom, tmp_path):
     reference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reference)
     reference.REFERENCE = tmp_path / "nbval"
-    assert len(reference.build()) >= 8
+    built = reference.build()
+    assert len(built) >= 8
+    for notebook in built:      # 09 starts and kills brokers of its own: not on a shared cluster
+        if notebook.name.startswith("09_"):
+            notebook.unlink()
     # alice's topics carry her prefix: compared without it, and without the spaces that pad a
     # table's columns to her longer names (nbval takes everything after 'replace: '). A text
     # table that pandas wraps at 80 columns wraps elsewhere with longer names: such a table
