@@ -3,6 +3,7 @@
     workbook up | down | status [--json] [--show-secrets]
     workbook ingest | topics | replay | route | stream-sql | notebooks
     workbook reset [--to NN] [--with-data]
+    workbook class up --students alice,bob [--host NAME] | class down   (a class server)
 
 Every stage first checks the services it needs and says in one sentence
 which one is down and how to start it. Every error the workbook raises on
@@ -53,6 +54,26 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Stack: {settings.stack}")
         print_status(statuses)
     return 0 if all(s.up for s in statuses) else 1
+
+
+def cmd_class(args: argparse.Namespace, settings: Settings) -> int:
+    """Start or stop the class server: secure Kafka and MariaDB, one namespace per student."""
+    from .stack.classroom import ClassServer
+
+    server = ClassServer.for_settings(settings, args.host)
+    if args.action == "down":
+        stopped = server.down()
+        print("Stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    names = [n.strip() for n in (args.students or "").split(",") if n.strip()]
+    students = server.up(names)
+    print(f"Class server: Kafka SASL_SSL on {server.host}:{settings.kafka_port}, "
+          f"MariaDB on {server.host}:{settings.mysql_port}.")
+    for s in students:
+        print(f"  {s.name:<24} topics, groups, transactional ids {s.name}.*   database {s.database}")
+    print(f"Hand each student their .env file and ca.pem, from {server.students_dir}/ "
+          "(the .env files hold passwords: give each to its student alone).")
+    return 0
 
 
 def print_status(statuses: list) -> None:
@@ -212,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--show-secrets", action="store_true", help="show the database password")
     status.set_defaults(func=cmd_status)
+    klass = sub.add_parser("class",
+                           help="a class server: secure Kafka and MariaDB, one namespace per student")
+    klass.add_argument("action", choices=("up", "down"))
+    klass.add_argument("--students", help="comma-separated student names (lower case), e.g. alice,bob")
+    klass.add_argument("--host", default="127.0.0.1", help=(
+                       "the name students use to reach this server (default 127.0.0.1: this machine only)"))
+    klass.set_defaults(func=cmd_class)
     ingest = sub.add_parser("ingest", help="fetch, validate and store bars into candle_prices")
     ingest.add_argument("--source", choices=("sample", "synthetic", "massive"), default="sample")
     ingest.add_argument("--tickers", nargs="+", help="tickers to keep or fetch (default: all / AAPL)")

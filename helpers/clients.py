@@ -5,6 +5,8 @@ own group id, chosen by its purpose: the original shared one group among all
 consumers, so a second consumer saw nothing and re-runs showed nothing.
 librdkafka's own log lines go to the Python logger `helpers.kafka`, which is
 silent unless a student asks (`logging.basicConfig(level="INFO")`).
+On a shared cluster every client also logs in and checks the broker's
+certificate (`security_conf`, from KAFKA_SECURITY_PROTOCOL and friends).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from .config import Settings, load_settings
+from .config import KafkaSecurity, Settings, load_settings
 from .errors import DeliveryError, InputError
 
 KAFKA_LOGGER = logging.getLogger("helpers.kafka")
@@ -31,10 +33,24 @@ CONSUMER_DEFAULTS = {"auto.offset.reset": "earliest", "enable.auto.commit": Fals
 SEND_TIMEOUT_S = 120.0   # how long send() waits for room in a full local queue
 
 
+def security_conf(security: KafkaSecurity) -> dict[str, str]:
+    """librdkafka's keys for logging in and checking the broker ({} for PLAINTEXT)."""
+    conf: dict[str, str] = {}
+    if security.protocol != "PLAINTEXT":
+        conf["security.protocol"] = security.protocol.lower()
+    if security.sasl:
+        conf.update({"sasl.mechanism": security.mechanism, "sasl.username": security.username,
+                     "sasl.password": security.password})
+    if security.tls and security.ca_location:
+        conf["ssl.ca.location"] = security.ca_location
+    return conf
+
+
 def client_conf(settings: Settings | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Configuration shared by every client (where the brokers are, where logs go), plus `extra`."""
+    """Configuration shared by every client (brokers, how to log in, where logs go), plus `extra`."""
     settings = settings or load_settings()
-    return {"bootstrap.servers": settings.bootstrap_servers, "logger": KAFKA_LOGGER, **(extra or {})}
+    return {"bootstrap.servers": settings.bootstrap_servers, **security_conf(settings.kafka_security),
+            "logger": KAFKA_LOGGER, **(extra or {})}
 
 
 def make_admin(settings: Settings | None = None, extra: dict[str, Any] | None = None) -> AdminClient:

@@ -28,9 +28,11 @@ ENGINES = ("ksqldb", "flink")
 BROKER_COUNTS = (1, 3)   # one broker, or a three-node cluster (a quorum of three voters)
 MASK = "***"
 NAMESPACE = re.compile(r"[a-z][a-z0-9_-]{0,23}")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
-__all__ = ["ConfigError", "PROJECT_ROOT", "Settings", "load_settings", "mask_url", "pom_property",
-           "save_setting", "set_brokers"]
+__all__ = ["ConfigError", "KafkaSecurity", "PROJECT_ROOT", "Settings", "load_settings", "mask_url",
+           "pom_property", "save_setting", "set_brokers"]
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -147,6 +149,77 @@ def docker_engine_answers(timeout: float = 5.0) -> bool:
 
 
 @dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client proves who it is and checks the broker (PLAINTEXT on a laptop).
+
+    From KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+    KAFKA_SASL_PASSWORD and KAFKA_SSL_CA_LOCATION; the password never shows in
+    `repr()`. `clients.client_conf` turns it into librdkafka's keys,
+    `flinksql` into the Java client's.
+    """
+
+    protocol: str = "PLAINTEXT"
+    mechanism: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_location: str = ""          # PEM file of the CA that signed the broker ('' = the system's)
+
+    @property
+    def sasl(self) -> bool:
+        """True when clients log in (SASL_PLAINTEXT, SASL_SSL)."""
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        """True when the connection is encrypted (SSL, SASL_SSL)."""
+        return self.protocol.endswith("SSL")
+
+    def as_env(self) -> dict[str, str]:
+        """The same settings as environment variables, for a child process (never its command line)."""
+        return {"KAFKA_SECURITY_PROTOCOL": self.protocol, "KAFKA_SASL_MECHANISM": self.mechanism,
+                "KAFKA_SASL_USERNAME": self.username, "KAFKA_SASL_PASSWORD": self.password,
+                "KAFKA_SSL_CA_LOCATION": self.ca_location}
+
+    def describe(self) -> str:
+        """One line for status output: protocol, mechanism and user, never the password."""
+        if not self.sasl:
+            return self.protocol
+        return f"{self.protocol} {self.mechanism} as {self.username}"
+
+
+def parse_kafka_security(get) -> KafkaSecurity:
+    """KafkaSecurity from the KAFKA_SECURITY_* variables, or a ConfigError naming the one to fix."""
+    protocol = get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                          f"got {protocol!r}.")
+    mechanism = get("KAFKA_SASL_MECHANISM", "").strip().upper()
+    username, password = get("KAFKA_SASL_USERNAME", "").strip(), get("KAFKA_SASL_PASSWORD", "")
+    if protocol.startswith("SASL_"):
+        if mechanism not in SASL_MECHANISMS:
+            raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM, one of "
+                              f"{', '.join(SASL_MECHANISMS)}, got {mechanism or 'nothing'!r}.")
+        if not username or not password:
+            raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and "
+                              "KAFKA_SASL_PASSWORD (your user name and password on the cluster).")
+    ca = get("KAFKA_SSL_CA_LOCATION", "").strip()
+    if ca:
+        path = Path(ca).expanduser()
+        path = path if path.is_absolute() else PROJECT_ROOT / path
+        if not path.is_file():
+            raise ConfigError(f"KAFKA_SSL_CA_LOCATION names no file: {path} (the CA certificate, "
+                              "a PEM file your instructor or cluster provider gives you).")
+        ca = str(path)
+    return KafkaSecurity(protocol, mechanism if protocol.startswith("SASL_") else "",
+                         username, password, ca)
+
+
+def kafka_security_from_env() -> KafkaSecurity:
+    """KafkaSecurity from this process's environment alone (the Flink job process, set by its parent)."""
+    return parse_kafka_security(os.environ.get)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where the services are, how to reach them, and every choice the workbook makes."""
 
@@ -164,6 +237,9 @@ class Settings:
     flink_connector_jar: Path
     brokers: int = 1               # Kafka nodes the docker/local stack runs: 1, or 3 (WORKBOOK_BROKERS)
     namespace: str = ""            # a student's prefix on a shared cluster ('' on a laptop)
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    ksqldb_username: str = ""      # ksqlDB's HTTP basic auth ('' = none)
+    ksqldb_password: str = field(default="", repr=False)
     progress: bool = True          # progress bars (off in CI logs: WORKBOOK_PROGRESS=0)
     massive_base_url: str = ""     # '' = the API's own address
     mysql_password: str = field(default="", repr=False)
@@ -209,6 +285,11 @@ class Settings:
     def topics(self) -> TopicNames:
         """The names of the pipeline's topics in this namespace."""
         return TopicNames.with_prefix(self.prefix)
+
+    @property
+    def ksqldb_auth(self) -> tuple[str, str] | None:
+        """(user, password) for ksqlDB's basic auth, or None."""
+        return (self.ksqldb_username, self.ksqldb_password) if self.ksqldb_username else None
 
     def group(self, purpose: str) -> str:
         """The consumer-group id of one purpose, e.g. 'workbook-router' (one group per purpose)."""
@@ -285,6 +366,9 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
         flink_connector_jar=Path(get("FLINK_CONNECTOR_JAR") or state_dir / "libs" / "flink" / jar),
         brokers=brokers,
         namespace=namespace,
+        kafka_security=parse_kafka_security(get),
+        ksqldb_username=get("KSQLDB_USERNAME", ""),
+        ksqldb_password=get("KSQLDB_PASSWORD", ""),
         progress=get("WORKBOOK_PROGRESS", "1") != "0",
         massive_base_url=get("MASSIVE_BASE_URL", ""),
         explicit_database_url=get("DATABASE_URL", ""),

@@ -73,7 +73,7 @@ class DashboardFigure:
         self.background = None
         self.background_limits: tuple = ()
         self.threshold = ax.axhline(0, color="black", ls="--", lw=1.5, zorder=3.5)   # over the prices
-        self.alerts = ax.scatter([], [], s=14, color="tab:orange", alpha=0.5, linewidths=0, zorder=2)
+        self.alerts = ax.scatter([], [], s=14, color="tab:orange", alpha=0.5, linewidths=0, zorder=3.2)
         self.buys = ax.scatter([], [], s=90, marker="^", color="tab:green", edgecolor="black", zorder=4)
         ax.set(xlabel="market time (UTC)", ylabel="price (USD)")
         self.small = av.scatter([], [], s=6, color="tab:gray", label="variation")
@@ -348,10 +348,12 @@ class Dashboard:
 
 def read_history(settings=None) -> pd.DataFrame:
     """The replayed history: every bar in `pricelist`, as a frame of bars."""
+    from .config import load_settings
     from .schemas import BAR_COLUMNS
     from .topics import read_topic
 
-    frame = read_topic(PRICELIST, settings=settings)
+    settings = settings or load_settings()
+    frame = read_topic(settings.topics.pricelist, settings=settings)   # the student's own
     if frame.empty:
         return pd.DataFrame(columns=BAR_COLUMNS)
     return frame[BAR_COLUMNS].astype({"ts": "int64", "transactions": "Int64"})

@@ -5,7 +5,9 @@ time a TableEnvironment is created; the workbook runs its jobs in a Python
 process of its own, a session that keeps that JVM for the next job
 (FlinkSession, FlinkJob, below). The Kafka SQL connector is one shaded jar
 added through `pipeline.jars`; the SQL itself lives in `ksql/flink/` and is
-filled by `load_sql`, like the ksqlDB files.
+filled by `load_sql`, like the ksqlDB files. On a shared cluster the tables
+log in with the workbook's Kafka security settings (`kafka_login`): the job
+process gets them through its environment, never its command line.
 """
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from . import schemas
-from .config import Settings, child_env
+from .clients import security_conf
+from .config import MASK, KafkaSecurity, Settings, child_env, kafka_security_from_env
 from .errors import InputError, ServiceUnavailable, StreamSqlError, WaitTimeout
 from .rules import VARIATION_THRESHOLD, check_variation_threshold
-from .sqlfiles import load_sql
+from .sqlfiles import WithOptions, load_sql
 
 CREATE_FILE = "flink/01_create_tables.sql"
 JOIN_FILE = "flink/02_buy_signals.sql"
@@ -47,6 +50,32 @@ IDLE_TIMEOUT = "0 ms"
 # 10 ms took ~50 ms off every buy signal's latency (`make bench`) at no measurable cost.
 BUFFER_TIMEOUT = "10 ms"
 LOG_DIR = Path(tempfile.gettempdir()) / "workbook-flink-logs"
+# the connector jar relocates the Kafka client: JAAS must name the shaded login modules
+SHADED = "org.apache.flink.kafka.shaded."
+LOGIN_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+                 "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+                 "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
+
+
+def jaas_quote(text: str) -> str:
+    """A JAAS option value in double quotes (backslash and quote escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def kafka_login(security: KafkaSecurity) -> WithOptions:
+    """The Flink Kafka tables' options for logging in and trusting the broker (none for PLAINTEXT)."""
+    options = WithOptions()
+    if security.protocol != "PLAINTEXT":
+        options["properties.security.protocol"] = security.protocol
+    if security.sasl:
+        module = SHADED + LOGIN_MODULES[security.mechanism]
+        options["properties.sasl.mechanism"] = security.mechanism
+        user, password = jaas_quote(security.username), jaas_quote(security.password)
+        options["properties.sasl.jaas.config"] = f"{module} required username={user} password={password};"
+    if security.tls and security.ca_location:
+        options["properties.ssl.truststore.type"] = "PEM"
+        options["properties.ssl.truststore.location"] = security.ca_location
+    return options
 
 
 def flink_job_env(level: str = "WARN") -> dict[str, str]:
@@ -148,9 +177,9 @@ def root_cause(exc: Exception) -> str:
     return causes[-1] if causes else lines[0]
 
 
-def check_topics(bootstrap_servers: str, *topics: str) -> None:
+def check_topics(bootstrap_servers: str, *topics: str, security: KafkaSecurity = KafkaSecurity()) -> None:
     """Raise a clear error unless every topic exists (Flink would fail deep in a Java trace)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **security_conf(security)})
     try:
         existing = admin.list_topics(timeout=10).topics
     except KafkaException as exc:
@@ -164,9 +193,9 @@ def check_topics(bootstrap_servers: str, *topics: str) -> None:
 
 def render_buy_sql(bootstrap_servers: str, variation_threshold: float, alerts_topic: str,
                    variations_topic: str, buy_topic: str, group_id: str,
-                   until_caught_up: bool) -> tuple[list[str], str]:
-    """The DDL and the INSERT statement of the buy join, placeholders filled."""
-    ddl = load_sql(CREATE_FILE, bootstrap_servers=bootstrap_servers,
+                   until_caught_up: bool, security: KafkaSecurity = KafkaSecurity()) -> tuple[list[str], str]:
+    """The DDL and the INSERT statement of the buy join, placeholders filled (the DDL may hold a password)."""
+    ddl = load_sql(CREATE_FILE, bootstrap_servers=bootstrap_servers, kafka_login=kafka_login(security),
                    alerts_topic=alerts_topic, variations_topic=variations_topic,
                    buy_topic=buy_topic, group_id=group_id,
                    scan_bounded_mode="latest-offset" if until_caught_up else "unbounded")
@@ -179,12 +208,13 @@ def run_buy_join(jar_path: str | Path, bootstrap_servers: str, *,
                  variation_threshold: float = VARIATION_THRESHOLD,
                  alerts_topic: str = schemas.ALERTS, variations_topic: str = schemas.VARIATIONS,
                  buy_topic: str = schemas.BUY, group_id: str = GROUP_ID,
-                 until_caught_up: bool = True, parallelism: int = 1) -> FlinkRun:
+                 until_caught_up: bool = True, parallelism: int = 1,
+                 security: KafkaSecurity = KafkaSecurity()) -> FlinkRun:
     """Start the Flink buy join; until_caught_up waits for it to reach the topics' end."""
     started = time.perf_counter()
-    check_topics(bootstrap_servers, alerts_topic, variations_topic, buy_topic)
+    check_topics(bootstrap_servers, alerts_topic, variations_topic, buy_topic, security=security)
     ddl, insert = render_buy_sql(bootstrap_servers, variation_threshold, alerts_topic,
-                                 variations_topic, buy_topic, group_id, until_caught_up)
+                                 variations_topic, buy_topic, group_id, until_caught_up, security)
     t_env = create_table_env(jar_path, parallelism)
     env_s = time.perf_counter() - started
     for statement in ddl:
@@ -210,23 +240,27 @@ class FlinkSession:
 
     current: ClassVar[FlinkSession | None] = None
 
-    def __init__(self) -> None:
+    def __init__(self, security: KafkaSecurity = KafkaSecurity()) -> None:
+        self.security = security
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(prefix="flink-session-", suffix=".log", dir=LOG_DIR)
         os.close(descriptor)
         self.log = Path(name)
         with open(self.log, "w") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "helpers.flinksql"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=err, text=True, env=flink_job_env(),
+                                         stdout=subprocess.PIPE, stderr=err, text=True,
+                                         env={**flink_job_env(), **security.as_env()},   # never in argv
                                          start_new_session=True)
         self.requests = 0
         self.events: list[dict[str, Any]] = []
 
     @classmethod
-    def get(cls) -> FlinkSession:
-        """This process's session, started on first use (or again if it died)."""
+    def get(cls, security: KafkaSecurity = KafkaSecurity()) -> FlinkSession:
+        """This process's session, started on first use (or again if it died or logs in otherwise)."""
+        if cls.current is not None and cls.current.security != security:
+            cls.current.close()
         if cls.current is None or cls.current.proc.poll() is not None:
-            cls.current = cls()
+            cls.current = cls(security)
             atexit.register(cls.current.close)
         return cls.current
 
@@ -289,7 +323,7 @@ class FlinkJob:
               until_caught_up: bool = True, timeout: float = 300) -> FlinkJob:
         """Start the job; return when it is submitted (continuous) or finished (until_caught_up)."""
         threshold, topics = check_variation_threshold(variation_threshold), settings.topics
-        session = FlinkSession.get()
+        session = FlinkSession.get(settings.kafka_security)
         request = session.send("start", jar=str(settings.flink_connector_jar),
                                bootstrap=settings.bootstrap_servers, threshold=threshold,
                                alerts=topics.alerts, variations=topics.variations, buy=topics.buy,
@@ -320,6 +354,7 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
         answers.write(json.dumps({"id": request, "event": event, **facts, **extra}) + "\n")
         answers.flush()
 
+    security = kafka_security_from_env()            # set by FlinkSession from the parent's settings
     for line in requests:
         command = json.loads(line)
         request = command["id"]
@@ -328,7 +363,8 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
                 run = run_buy_join(command["jar"], command["bootstrap"],
                                    variation_threshold=command["threshold"], alerts_topic=command["alerts"],
                                    variations_topic=command["variations"], buy_topic=command["buy"],
-                                   group_id=command["group"], until_caught_up=command["until_caught_up"])
+                                   group_id=command["group"], until_caught_up=command["until_caught_up"],
+                                   security=security)
                 if command["until_caught_up"]:
                     say(request, "finished", run)
                 else:
@@ -339,7 +375,10 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
                 run.cancel()
                 say(request, "canceled", run)
         except Exception as exc:  # noqa: BLE001 - one line for the parent, not a Java trace
-            say(request, "error", message=f"{root_cause(exc)}")
+            message = f"{root_cause(exc)}"
+            if security.password:                   # Java may quote a table's options: never the password
+                message = message.replace(security.password, MASK)
+            say(request, "error", message=message)
     for run in runs.values():                       # the parent is gone: leave nothing running
         with contextlib.suppress(Exception):
             run.cancel()

@@ -9,6 +9,8 @@ carrying ksqlDB's own message.
 
 The SQL lives in `ksql/*.sql`; `buy_statements` fills the variation
 threshold only after `rules.check_variation_threshold` has accepted it.
+With `auth` (KSQLDB_USERNAME, KSQLDB_PASSWORD) every request carries HTTP
+basic auth, as a shared or managed ksqlDB server asks.
 """
 from __future__ import annotations
 
@@ -69,10 +71,13 @@ class KsqlClient:
     """Talk to one ksqlDB server: `KsqlClient(settings.ksqldb_url)`."""
 
     def __init__(self, url: str, timeout: float = 10.0,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 auth: tuple[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        if auth:                   # HTTP basic auth (settings.ksqldb_auth): a shared or managed server
+            self.session.auth = auth
 
     def __enter__(self) -> KsqlClient:
         return self
@@ -93,6 +98,11 @@ class KsqlClient:
         try:
             for attempt in range(RETRIES_503 + 1):
                 response = self.session.request(method, self.url + path, timeout=timeout, **kwargs)
+                if response.status_code == 401:
+                    user = self.session.auth[0] if isinstance(self.session.auth, tuple) else None
+                    raise KsqlError(f"ksqlDB at {self.url} refuses the login"
+                                    f"{f' of {user!r}' if user else ' (no user given)'}: check "
+                                    "KSQLDB_USERNAME and KSQLDB_PASSWORD in .env.", status=401)
                 if response.status_code != 503 or attempt == RETRIES_503:
                     return response
                 response.close()     # busy, or waiting for an earlier command: ask again

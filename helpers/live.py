@@ -138,7 +138,8 @@ class LiveView:
         self.history: list[dict] = []
         self.started = time.monotonic()
         self.admin = make_admin(pipeline.settings)
-        self.consumer = make_consumer(f"workbook-live-{uuid.uuid4().hex[:8]}", pipeline.settings)
+        group = pipeline.settings.group(f"live-{uuid.uuid4().hex[:8]}")
+        self.consumer = make_consumer(group, pipeline.settings)
         parts = []
         for topic in self.schemas:
             meta = self.consumer.list_topics(topic, timeout=10).topics[topic]

@@ -34,7 +34,7 @@ import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Producer, TopicPartition
 
 from .clients import KAFKA_LOGGER, PRODUCER_DEFAULTS, make_admin, make_consumer, send
-from .config import Settings, load_settings
+from .config import KafkaSecurity, Settings, load_settings
 from .errors import InputError, StackError, WaitTimeout
 from .produce import bar_message
 from .topics import watermarks
@@ -199,7 +199,7 @@ def start_lab_cluster(settings: Settings | None = None, timeout: float = 180) ->
     started = time.monotonic()
     ports = [free_port() for _ in range(len(BROKER_IDS) + 1)]
     addresses = ",".join(f"127.0.0.1:{p}" for p in ports[:3])
-    lab_settings = replace(settings, bootstrap_servers=addresses)
+    lab_settings = replace(settings, bootstrap_servers=addresses, kafka_security=KafkaSecurity())  # PLAINTEXT
     lab: LocalLab | ComposeLab
     if settings.stack == "local":
         lab = start_local_lab(settings, lab_settings, ports)

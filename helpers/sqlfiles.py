@@ -3,7 +3,10 @@
 A placeholder is `${name}`. Values are never pasted as free text: numbers
 must be finite, everything else must look like a topic name, a host:port
 list or an identifier. The original built SQL by pasting tuple text; here a
-bad value raises before anything reaches an engine.
+bad value raises before anything reaches an engine. The one exception is a
+`WithOptions` value (the Kafka login of Flink's tables, where a password may
+hold any character): it becomes `'key' = 'value',` lines of a WITH clause,
+each value a quoted SQL string literal, keys checked, control characters refused.
 """
 from __future__ import annotations
 
@@ -16,10 +19,34 @@ from .errors import InputError
 SQL_DIR = PROJECT_ROOT / "ksql"
 _PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9_.\-:,/]+")
+_OPTION_KEY = re.compile(r"[a-z][a-z0-9_.\-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class WithOptions(dict):
+    """Options of a SQL WITH clause, rendered as `'key' = 'value',` lines (empty: nothing)."""
+
+    def render(self, name: str) -> str:
+        """The lines, each value a quoted literal; a bad key or a control character raises InputError."""
+        lines = []
+        for key, value in self.items():
+            if not isinstance(key, str) or not _OPTION_KEY.fullmatch(key):
+                raise InputError(f"SQL parameter {name}: an option name is lower-case dotted words, "
+                                 f"got {key!r}.")
+            if not isinstance(value, str) or _CONTROL.search(value):
+                raise InputError(f"SQL parameter {name}: the value of {key} must be text without "
+                                 "line breaks or control characters.")
+            lines.append(f"'{key}' = '{value.replace(chr(39), chr(39) * 2)}',")
+        return "\n  ".join(lines)
+
+    def __repr__(self) -> str:          # values may be passwords: never shown
+        return f"WithOptions({sorted(self)})"
 
 
 def sql_literal(name: str, value: object) -> str:
     """Render one validated value for a placeholder, or raise InputError naming it."""
+    if isinstance(value, WithOptions):
+        return value.render(name)
     if isinstance(value, bool):
         raise InputError(f"SQL parameter {name} must be a number or a name, got {value!r}.")
     if isinstance(value, (int, float)):

@@ -67,7 +67,7 @@ def run_buy_query(settings: Settings | None = None,
     else:
         from .ksqldb import KsqlClient, create_buy_pipeline, query_group_suffix
 
-        handle = KsqlClient(settings.ksqldb_url)
+        handle = KsqlClient(settings.ksqldb_url, auth=settings.ksqldb_auth)
         query_id = create_buy_pipeline(handle, threshold, topics)
         if until_caught_up:
             wait_until_caught_up(settings, query_group_suffix(query_id), [topics.alerts, topics.variations],

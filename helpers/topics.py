@@ -137,6 +137,11 @@ def watermarks(consumer, topic: str) -> dict[int, tuple[int, int]]:
     return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
 
 
+def own_group(purpose: str, settings: Settings | None) -> str:
+    """A throw-away group id of one purpose, in the settings' namespace ('alice.workbook-reader-1f2e...')."""
+    return (settings or load_settings()).group(f"{purpose}-{uuid.uuid4().hex[:8]}")
+
+
 def count_messages(topic: str, settings: Settings | None = None) -> int:
     """Messages in a topic, from its partitions' low and high watermarks.
 
@@ -144,7 +149,7 @@ def count_messages(topic: str, settings: Settings | None = None) -> int:
     exactly-once mode) also spends one on each commit marker. Count such a
     topic by reading it (`len(read_topic(...))`).
     """
-    consumer = make_consumer(f"workbook-count-{uuid.uuid4().hex[:8]}", settings)
+    consumer = make_consumer(own_group("count", settings), settings)
     try:
         return sum(high - low for low, high in watermarks(consumer, topic).values())
     finally:
@@ -181,7 +186,7 @@ def read_topic(topic: str, schema: str | None = None, settings: Settings | None 
     timestamp (Kafka's, epoch ms) come first. Messages of aborted transactions
     are skipped.
     """
-    consumer = make_consumer(f"workbook-reader-{uuid.uuid4().hex[:8]}", settings)
+    consumer = make_consumer(own_group("reader", settings), settings)
     schema = schema or schema_of(topic)
     rows = []
     try:
@@ -217,7 +222,7 @@ def group_offsets(admin: AdminClient, group_id: str, topics: Iterable[str],
     request = [ConsumerGroupTopicPartitions(group_id)]
     committed = admin.list_consumer_group_offsets(request)[group_id].result()
     offsets = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions or []}
-    consumer = make_consumer(f"workbook-lag-{uuid.uuid4().hex[:8]}", settings)
+    consumer = make_consumer(own_group("lag", settings), settings)
     rows = []
     try:
         for topic in topics:

@@ -81,6 +81,8 @@ def stack_up(settings: Settings, timeout: float = 120) -> list[ServiceStatus]:
         local_up(settings)
     elif settings.stack == "docker":
         docker_up(settings)
+    elif settings.stream_engine == "flink" and not settings.flink_connector_jar.is_file():
+        resolve_jars(settings)        # an external cluster: Flink still runs here, with its connector jar
     wait_kafka_ready(settings, timeout)
     statuses = stack_status(settings)
     down = [s for s in statuses if not s.up]

@@ -6,21 +6,29 @@ is a broker and a controller at once (combined), or only one of them. The
 workbook's stack runs one combined node, or three (`WORKBOOK_BROKERS=3`: a
 three-voter quorum); notebook 09 starts a throw-away cluster of three brokers
 and a controller of their own, so that it can kill two brokers and keep a quorum.
+With `security` (a class server, `helpers.stack.classroom`) the single node
+takes logins over TLS and checks every request against ACLs.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import POM, Settings, pom_property
 from ..errors import StackError
 from .prereqs import ensure_programs, say
 from .processes import check_port_free, kill_process, running_process, start_detached, stop_processes
+
+if TYPE_CHECKING:
+    from .classroom import BrokerSecurity
 
 HEAP_MB = 512
 COMBINED, BROKER, CONTROLLER = "broker,controller", "broker", "controller"
@@ -84,6 +92,7 @@ class LocalKafka:
     extra: tuple[tuple[str, str], ...] = ()
     die_with_parent: bool = False
     jvm_options: tuple[str, ...] = ()
+    security: BrokerSecurity | None = None     # None: PLAINTEXT, no logins, no ACLs (a laptop)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalKafka:
@@ -134,18 +143,11 @@ class LocalKafka:
         """server.properties of one node, everything on 127.0.0.1."""
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes if n.is_controller)
         rf, min_isr = self.replication, max(1, self.replication - 1)
-        listeners = ([f"PLAINTEXT://127.0.0.1:{node.port}"] if node.is_broker else []) + \
-                    ([f"CONTROLLER://127.0.0.1:{node.controller_port}"] if node.is_controller else [])
-        broker_lines = [f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
-                        "inter.broker.listener.name=PLAINTEXT"] if node.is_broker else []
         return "\n".join([
             f"process.roles={node.roles}",
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners={','.join(listeners)}",
-            *broker_lines,
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            *self.listener_lines(node),
             f"log.dirs={node.data}",
             "num.partitions=3",
             f"default.replication.factor={rf}",
@@ -156,9 +158,25 @@ class LocalKafka:
             f"share.coordinator.state.topic.min.isr={min_isr}",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
+            *(self.security.properties() if self.security else []),
             *(f"{key}={value}" for key, value in self.extra),   # the last value of a key wins
             "",
         ])
+
+    def listener_lines(self, node: KafkaNode) -> list[str]:
+        """One node's listeners: PLAINTEXT on a laptop; SASL_SSL and SASL controller on a class server."""
+        if self.security:           # a class server: one combined node
+            return self.security.listener_lines(node.port, node.controller_port)
+        listeners = ([f"PLAINTEXT://127.0.0.1:{node.port}"] if node.is_broker else []) + \
+                    ([f"CONTROLLER://127.0.0.1:{node.controller_port}"] if node.is_controller else [])
+        broker_lines = [f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+                        "inter.broker.listener.name=PLAINTEXT"] if node.is_broker else []
+        return [
+            f"listeners={','.join(listeners)}",
+            *broker_lines,
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
 
     @staticmethod
     def log4j(node: KafkaNode) -> str:
@@ -189,15 +207,23 @@ class LocalKafka:
         running = []
         for node in self.nodes:
             shutil.rmtree(node.data, ignore_errors=True)
-            args = [*self._java(node), "-Xmx128m", "kafka.tools.StorageTool", "format",
-                    f"--cluster-id={cluster_id}", "-c", str(node.root / "server.properties")]
-            running.append((node, subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                   stdin=subprocess.DEVNULL, text=True)))
+            args = ["format", f"--cluster-id={cluster_id}", "-c", str(node.root / "server.properties"),
+                    *(self.security.format_args() if self.security else [])]
+            # passwords (SCRAM users) must not show in `ps`: the arguments go in a private @file
+            descriptor, name = tempfile.mkstemp(dir=node.root, prefix="format-", suffix=".args")
+            with os.fdopen(descriptor, "w") as out:
+                out.write("\n".join(args) + "\n")
+            proc = subprocess.Popen([*self._java(node), "-Xmx128m", "kafka.tools.StorageTool", f"@{name}"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, text=True)
+            running.append((node, Path(name), proc))
         failures = []
-        for node, proc in running:
+        for node, argfile, proc in running:
             output, _ = proc.communicate()
+            argfile.unlink(missing_ok=True)
             if proc.returncode != 0:
-                failures.append(f"node {node.node_id}: {output.strip()[-500:]}")
+                why = output.strip()[-500:]
+                failures.append(f"node {node.node_id}: {self.security.scrub(why) if self.security else why}")
         if failures:
             raise StackError("Formatting Kafka storage failed: " + "; ".join(failures))
 
@@ -206,6 +232,7 @@ class LocalKafka:
         for node in self.nodes:
             node.root.mkdir(parents=True, exist_ok=True)
             (node.root / "server.properties").write_text(self.properties(node))
+            (node.root / "server.properties").chmod(0o600)     # a class server's holds a password
             (node.root / "log4j2.properties").write_text(self.log4j(node))
 
     def start(self) -> list[KafkaNode]:

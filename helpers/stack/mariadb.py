@@ -20,6 +20,8 @@ from .processes import check_port_free, log_tail, port_answers, running_process,
 
 #: longest Unix socket path (sun_path holds 108 bytes with the final NUL); mariadbd exits beyond it
 SOCKET_PATH_MAX = 107
+#: a TCP login from 127.0.0.1 matches user@localhost: both are created
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 def check_socket_path(socket: Path) -> None:
@@ -44,6 +46,7 @@ class LocalMariaDB:
 
     root: Path
     port: int
+    bind: str = "127.0.0.1"        # 0.0.0.0 on a class server that students reach over the network
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalMariaDB:
@@ -90,7 +93,7 @@ class LocalMariaDB:
                                  + result.stdout[-1500:] + result.stderr[-1500:])
         say(f"Starting MariaDB on 127.0.0.1:{self.port}...")
         start_detached([find_program("mariadbd") or "mariadbd", "--no-defaults", f"--datadir={self.data}",
-                        f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",
+                        f"--socket={self.socket}", f"--port={self.port}", f"--bind-address={self.bind}",
                         f"--user={user}", f"--pid-file={self.root / 'mariadbd.pid'}",
                         f"--log-error={self.log}", "--character-set-server=utf8mb4",
                         "--innodb-buffer-pool-size=128M"],
@@ -113,22 +116,22 @@ class LocalMariaDB:
             raise StackError(f"Could not log in to MariaDB as {getpass.getuser()} over "
                              f"{self.socket}: {exc.args[-1]}") from None
 
-    def drop_database_user(self, settings: Settings) -> None:
+    def drop_database_user(self, settings: Settings, hosts: tuple[str, ...] = LOCAL_HOSTS) -> None:
         """Remove a database and its user (tests and class servers clean up this way)."""
         check_names(settings)
         with self.admin_connection() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql_database}`")
-            for host in ("localhost", "127.0.0.1"):
+            for host in hosts:
                 cur.execute("DROP USER IF EXISTS %s@%s", (settings.mysql_user, host))
 
-    def ensure_database_user(self, settings: Settings) -> None:
-        """Create (or update) the workbook's database and user through the admin socket."""
+    def ensure_database_user(self, settings: Settings, hosts: tuple[str, ...] = LOCAL_HOSTS) -> None:
+        """Create (or update) the workbook's database and its user (from `hosts`) through the admin socket."""
         database, user = check_names(settings)
         password = settings.database_url and settings.mysql_password   # a clear error when unset
         with self.admin_connection() as conn, conn.cursor() as cur:
             # a database name cannot be a bound parameter: it was checked against \w above
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
-            for host in ("localhost", "127.0.0.1"):
+            for host in hosts:
                 cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (user, host, password))
                 cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password))
                 cur.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO %s@%s", (user, host))

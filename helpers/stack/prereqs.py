@@ -9,7 +9,7 @@ from ..config import child_env
 from ..errors import StackError
 
 APT_PACKAGES = {"java": "openjdk-17-jre-headless", "mvn": "maven", "mariadbd": "mariadb-server",
-                "chromium": "chromium"}
+                "chromium": "chromium", "openssl": "openssl"}
 SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
 

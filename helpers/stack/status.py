@@ -55,13 +55,32 @@ def start_hint(settings: Settings) -> str:
 
 def kafka_cluster_id(settings: Settings, timeout: float = PROBE_TIMEOUT) -> str | None:
     """The cluster id when a Kafka broker answers, else None."""
+    return probe_kafka(settings, timeout)[0]
+
+
+def probe_kafka(settings: Settings, timeout: float = PROBE_TIMEOUT) -> tuple[str | None, str]:
+    """(cluster id, '') when Kafka answers; (None, why) when not, a refused login said plainly."""
+    from confluent_kafka import KafkaError
+
     from ..clients import make_admin
 
-    admin = make_admin(settings)     # keep a reference: a collected client abandons its futures
+    errors: list = []
+    # keep a reference to the client: a collected client abandons its futures
+    admin = make_admin(settings, {"error_cb": errors.append})
     try:
-        return admin.describe_cluster(request_timeout=timeout).result(timeout + 1).cluster_id
-    except Exception:  # noqa: BLE001 - any failure means 'not answering'
-        return None
+        return admin.describe_cluster(request_timeout=timeout).result(timeout + 1).cluster_id, ""
+    except Exception as exc:  # noqa: BLE001 - any failure means 'not answering'; the reason follows
+        errors.append(exc.args[0] if exc.args else exc)
+    admin.poll(0.1)                   # serves error_cb: a refused login or certificate is reported there
+    codes = {getattr(e, "code", lambda: None)() for e in errors}
+    security = settings.kafka_security
+    if KafkaError._AUTHENTICATION in codes:
+        return None, (f"Kafka at {settings.bootstrap_servers} refuses the login of {security.username!r} "
+                      f"({security.mechanism}): check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD in .env.")
+    if KafkaError._SSL in codes:
+        return None, (f"Kafka at {settings.bootstrap_servers} presents a certificate this client does not "
+                      "trust: set KAFKA_SSL_CA_LOCATION to the CA file your instructor or provider gives.")
+    return None, f"Kafka does not answer at {settings.bootstrap_servers}: {start_hint(settings)}."
 
 
 def kafka_version(settings: Settings) -> str:
@@ -86,14 +105,15 @@ def kafka_not_ready(settings: Settings) -> str:
     from ..clients import client_conf, make_admin
 
     admin = make_admin(settings)
+    probe = settings.prefix + READY_PROBE     # a student may touch only names under their prefix
     checks = {
         "metadata": lambda: admin.describe_cluster(request_timeout=PROBE_TIMEOUT).result(),
-        "topic admin": lambda: admin.create_topics([NewTopic(READY_PROBE, 1)], validate_only=True,
-                                                   request_timeout=PROBE_TIMEOUT)[READY_PROBE].result(),
+        "topic admin": lambda: admin.create_topics([NewTopic(probe, 1)], validate_only=True,
+                                                   request_timeout=PROBE_TIMEOUT)[probe].result(),
         "the group coordinator": lambda: admin.describe_consumer_groups(
-            [READY_PROBE], request_timeout=PROBE_TIMEOUT)[READY_PROBE].result(),
+            [probe], request_timeout=PROBE_TIMEOUT)[probe].result(),
         "producer ids and transactions": lambda: Producer(client_conf(
-            settings, {"transactional.id": settings.prefix + READY_PROBE})).init_transactions(PROBE_TIMEOUT),
+            settings, {"transactional.id": probe})).init_transactions(PROBE_TIMEOUT),
     }
     for what, check in checks.items():
         try:
@@ -119,10 +139,9 @@ def wait_kafka_ready(settings: Settings, timeout: float = 120) -> None:
 
 def status_kafka(settings: Settings) -> ServiceStatus:
     """Probe Kafka."""
-    up = kafka_cluster_id(settings) is not None
-    return ServiceStatus("kafka", settings.bootstrap_servers, up, kafka_version(settings) if up else "",
-                         "" if up else f"Kafka does not answer at {settings.bootstrap_servers}: "
-                                       f"{start_hint(settings)}.")
+    cluster_id, why = probe_kafka(settings)
+    up = cluster_id is not None
+    return ServiceStatus("kafka", settings.bootstrap_servers, up, kafka_version(settings) if up else "", why)
 
 
 def status_kafka_nodes(settings: Settings) -> list[ServiceStatus]:
@@ -179,8 +198,11 @@ def status_mysql(settings: Settings, show_secrets: bool = False) -> ServiceStatu
         version, up = "", False
         code = getattr(getattr(exc, "orig", None), "args", [None])[0]
         if code == 1045:
-            hint = (f"MySQL at {address} refuses the login of {settings.mysql_user}: check MYSQL_USER "
-                    "and MYSQL_PASSWORD in .env, then run `make up`.")
+            from sqlalchemy.engine import make_url
+
+            where = ("the user and password of DATABASE_URL in .env" if settings.explicit_database_url
+                     else "MYSQL_USER and MYSQL_PASSWORD in .env, then run `make up`")
+            hint = f"MySQL at {address} refuses the login of {make_url(url).username}: check {where}."
         else:
             hint = f"MySQL does not answer at {address}: {start_hint(settings)}."
     return ServiceStatus("mysql", address, up, version, hint, url if show_secrets else mask_url(url))
@@ -191,10 +213,16 @@ def status_mysql(settings: Settings, show_secrets: bool = False) -> ServiceStatu
 def status_stream_sql(settings: Settings) -> ServiceStatus:
     """Probe the stream-SQL engine: ksqlDB's /info, or whether PyFlink and its Kafka connector are ready."""
     if settings.stream_engine == "ksqldb":
+        from ..errors import KsqlError
         from ..ksqldb import KsqlClient
 
         try:
-            info = KsqlClient(settings.ksqldb_url, timeout=PROBE_TIMEOUT).info()
+            info = KsqlClient(settings.ksqldb_url, timeout=PROBE_TIMEOUT, auth=settings.ksqldb_auth).info()
+        except KsqlError as exc:
+            if exc.status == 401:
+                return ServiceStatus("stream-sql", settings.ksqldb_url, False, "", str(exc))
+            return ServiceStatus("stream-sql", settings.ksqldb_url, False, "",
+                                 f"ksqlDB does not answer at {settings.ksqldb_url}: {start_hint(settings)}.")
         except Exception:  # noqa: BLE001 - any failure means "down"
             return ServiceStatus("stream-sql", settings.ksqldb_url, False, "",
                                  f"ksqlDB does not answer at {settings.ksqldb_url}: {start_hint(settings)}.")

@@ -10,6 +10,9 @@
 -- CLOSE is a reserved word in Flink SQL (not in ksqlDB): write `close`.
 -- isolation.level=read_committed: Java consumers read uncommitted messages by
 -- default; the router's exactly-once mode writes in transactions.
+-- kafka_login: on a shared cluster, how the job logs in and checks the broker
+-- ('properties.security.protocol', 'properties.sasl.jaas.config', ...);
+-- nothing on a laptop.
 
 CREATE TABLE alerts (
   ticker STRING,
@@ -23,6 +26,7 @@ CREATE TABLE alerts (
   'connector' = 'kafka',
   'topic' = '${alerts_topic}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_login}
   'properties.group.id' = '${group_id}',
   'properties.isolation.level' = 'read_committed',
   'scan.startup.mode' = 'earliest-offset',
@@ -44,6 +48,7 @@ CREATE TABLE variations (
   'connector' = 'kafka',
   'topic' = '${variations_topic}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_login}
   'properties.group.id' = '${group_id}',
   'properties.isolation.level' = 'read_committed',
   'scan.startup.mode' = 'earliest-offset',
@@ -68,6 +73,7 @@ CREATE TABLE buy (
   'connector' = 'kafka',
   'topic' = '${buy_topic}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_login}
   'key.format' = 'raw',
   'key.fields' = 'ticker',
   'value.format' = 'json',

@@ -482,3 +482,32 @@ def test_a_course_reset_drops_the_buy_stream_before_its_inputs_in_every_namespac
     assert [lines[0] for lines in sent[1:]] == [f"DROP STREAM IF EXISTS alice_{ns}_buy_stream;"
                                                 for ns in ("minute", "edges", "live")]
     assert len(dropped) == 12 and not any("DELETE TOPIC" in line for lines in sent for line in lines)
+
+
+def test_basic_auth_is_sent_and_a_refused_login_is_one_sentence(fake):
+    import base64
+
+    fake.reply("GET", "/info", 200, fixture_bytes("info.json"))
+    with KsqlClient(fake.url, timeout=5.0, auth=("alice", "pw-1")) as c:
+        c.info()
+    expected = "Basic " + base64.b64encode(b"alice:pw-1").decode()
+    assert fake.requests[-1]["headers"]["authorization"] == expected
+    fake.replies.clear()
+    fake.reply("GET", "/info", 401, b"{}")     # the client reads the status only, not this body
+    with KsqlClient(fake.url, timeout=5.0, auth=("alice", "wrong-pw")) as c, pytest.raises(KsqlError) as err:
+        c.info()
+    assert str(err.value) == (f"ksqlDB at {fake.url} refuses the login of 'alice': check KSQLDB_USERNAME "
+                              "and KSQLDB_PASSWORD in .env.")
+    assert err.value.status == 401 and len(fake.paths()) == 2         # refused at once, not retried
+
+
+def test_status_reports_a_refused_ksqldb_login(fake, tmp_path):
+    from helpers.config import load_settings
+    from helpers.stack.status import status_stream_sql
+
+    fake.reply("GET", "/info", 401, b"{}")
+    s = load_settings({"WORKBOOK_STACK": "external", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                       "DATABASE_URL": "mysql+pymysql://u:p@127.0.0.1:1/x", "KSQLDB_URL": fake.url,
+                       "KSQLDB_USERNAME": "alice", "KSQLDB_PASSWORD": "wrong-pw"}, dotenv=tmp_path / "none")
+    status = status_stream_sql(s)
+    assert not status.up and "refuses the login of 'alice'" in status.hint and "wrong-pw" not in status.hint
