@@ -152,7 +152,7 @@ def year_of(ts: Any) -> Any:
 
 def read_raw(topic: str, settings: Settings) -> list[Any]:
     """Every committed message of a topic as confluent-kafka Messages (to look at keys and times)."""
-    consumer = make_consumer(f"workbook-exercise-{uuid.uuid4().hex[:8]}", settings)
+    consumer = make_consumer(f"{settings.prefix}workbook-exercise-{uuid.uuid4().hex[:8]}", settings)
     messages = []
     try:
         pending = {p for p, (low, high) in watermarks(consumer, topic).items() if high > low}

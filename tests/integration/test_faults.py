@@ -91,26 +91,44 @@ def route_in_background(namespace: str, exactly_once: bool) -> subprocess.Popen:
                             env=child_env(WORKBOOK_STUDENT=namespace, WORKBOOK_PROGRESS="0"))
 
 
-@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
-def test_router_killed_mid_stream_loses_nothing(isolated, exactly_once):
+def test_router_killed_mid_stream_loses_nothing(isolated):
+    """Both delivery modes side by side, each in a namespace of its own: the restarted router
+    waits out its dead twin's session (45 s) in both at once."""
+    from helpers.clients import make_admin
+    from helpers.topics import delete_topics, ensure_topics
+
+    modes = {"at-least-once": isolated.with_namespace(isolated.namespace + "-alo"),
+             "exactly-once": isolated.with_namespace(isolated.namespace + "-eos")}
+    admin = make_admin(isolated)
     bars = fetch_synthetic(n_tickers=20, n_bars=BARS // 20, seed=5)
-    assert replay_bars(bars, settings=isolated, progress=False).delivered == BARS
-    first = route_in_background(isolated.namespace, exactly_once)
-    deadline = time.monotonic() + 120
-    while count_messages(isolated.topics.variations, isolated) < BARS // 3:
-        assert first.poll() is None, first.communicate()
-        assert time.monotonic() < deadline, "the router made no progress"
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)                  # a crash: no flush, no commit, no goodbye
-    first.wait()
-    second = route_in_background(isolated.namespace, exactly_once)
-    out, err = second.communicate(timeout=300)
-    assert second.returncode == 0, err
-    result = outcome(read_topic(isolated.topics.variations, settings=isolated, timeout=120), bars)
-    print(f"\nrouter SIGKILLed at 1/3 ({'exactly' if exactly_once else 'at-least'}-once): {result}")
-    assert result["lost"] == 0 and result["unexpected"] == 0
-    if exactly_once:
-        assert result["doubled"] == 0 and result["read"] == BARS
+    try:
+        for mine in modes.values():
+            ensure_topics(admin, mine.topics.all)
+            assert replay_bars(bars, settings=mine, progress=False).delivered == BARS
+        first = {mode: route_in_background(mine.namespace, mode == "exactly-once")
+                 for mode, mine in modes.items()}
+        deadline, running = time.monotonic() + 120, set(modes)
+        while running:                                     # kill each at a third of the way
+            for mode in sorted(running):
+                assert first[mode].poll() is None, first[mode].communicate()
+                if count_messages(modes[mode].topics.variations, modes[mode]) >= BARS // 3:
+                    first[mode].send_signal(signal.SIGKILL)    # a crash: no flush, no commit, no goodbye
+                    first[mode].wait()
+                    running.discard(mode)
+            assert time.monotonic() < deadline, f"no progress from the routers of {sorted(running)}"
+            time.sleep(0.05)
+        second = {mode: route_in_background(mine.namespace, mode == "exactly-once")
+                  for mode, mine in modes.items()}
+        for mode, mine in modes.items():
+            out, err = second[mode].communicate(timeout=300)
+            assert second[mode].returncode == 0, err
+            result = outcome(read_topic(mine.topics.variations, settings=mine, timeout=120), bars)
+            print(f"\nrouter SIGKILLed at 1/3 ({mode}): {result}")
+            assert result["lost"] == 0 and result["unexpected"] == 0
+            if mode == "exactly-once":
+                assert result["doubled"] == 0 and result["read"] == BARS
+    finally:
+        delete_topics(admin, [name for mine in modes.values() for name in mine.topics.all])
 
 
 # --- the broker stopped and restarted in the middle of a replay --------------------
