@@ -74,13 +74,15 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test-unit: setup
-	$(call pytest_strict,tests/unit -q)
+	$(call pytest_strict,tests/unit -q -n 2)
 
 test-contract: setup
 	$(call pytest_strict,tests/contract -q)
 
+# Two workers: the class server's and the hosted start's tests (services of their own) beside
+# the tests of the shared stack, which run one at a time (tests/conftest.py, OWN_STACK).
 test-integration: up
-	$(call pytest_strict,tests/integration -q)
+	$(call pytest_strict,tests/integration -q -n 2 --dist loadgroup)
 
 # nbval runs the solved copies of the notebooks (see `solutions`), whose checked cells
 # carry their expected outputs (tests/notebooks/expected.json); the committed notebooks

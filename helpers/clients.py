@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from .config import KafkaSecurity, Settings, load_settings
@@ -70,6 +70,30 @@ def make_consumer(group_id: str, settings: Settings | None = None,
         raise InputError("Every consumer needs its own group.id, named after its purpose.")
     conf = {**CONSUMER_DEFAULTS, "group.id": group_id, **(extra or {})}
     return Consumer(client_conf(settings, conf))
+
+
+def batches_to_end(consumer: Consumer, size: int = 100) -> Iterator[list[Message]]:
+    """Batches of records from a subscribed consumer, until every assigned partition is read to its end.
+
+    The consumer needs `enable.partition.eof` (make_consumer sets it). A batch
+    may be empty; a record's error raises. The caller handles each batch (and
+    commits it) before the next is fetched.
+    """
+    at_end: set[int] = set()
+    while True:
+        batch = []
+        for msg in consumer.consume(size, timeout=1.0):
+            error = msg.error()
+            if error and error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(msg.partition())
+            elif error:
+                raise KafkaException(error)
+            else:
+                batch.append(msg)
+        yield batch
+        assigned = {p.partition for p in consumer.assignment()}
+        if assigned and assigned <= at_end:
+            return
 
 
 def send(producer: Producer, topic: str, value: bytes | None, key: bytes | None, ts: int,

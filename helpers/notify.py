@@ -24,9 +24,9 @@ from email.message import EmailMessage
 from typing import Any
 
 import pandas as pd
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 
-from .clients import make_consumer
+from .clients import batches_to_end, make_consumer
 from .config import Settings, load_settings
 from .errors import DeliveryError, InputError, ServiceUnavailable
 from .schemas import BUY, decode
@@ -178,20 +178,12 @@ def email_signals(settings: Settings, server: SmtpServer, *, group: str | None =
     topic = settings.topics.buy
     consumer = make_consumer(group or settings.group("mailer"), settings)
     consumer.subscribe([topic])
-    report, at_end = MailReport(), set()
+    report = MailReport()
     smtp = server.connect()
     try:
-        while limit is None or report.sent < limit:
+        for batch in batches_to_end(consumer):
             sent_now: dict[int, int] = {}
-            for msg in consumer.consume(100, timeout=1.0):
-                error = msg.error()
-                if error and error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
-                    continue
-                if error:
-                    raise KafkaException(error)
-                if limit is not None and report.sent >= limit:
-                    break
+            for msg in batch[:None if limit is None else limit - report.sent]:
                 report.read += 1
                 message = signal_email(decode(BUY, msg.value()), server)
                 try:
@@ -205,8 +197,7 @@ def email_signals(settings: Settings, server: SmtpServer, *, group: str | None =
             if sent_now:
                 consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in sent_now.items()],
                                 asynchronous=False)
-            assigned = {p.partition for p in consumer.assignment()}
-            if assigned and assigned <= at_end:
+            if limit is not None and report.sent >= limit:
                 break
     finally:
         consumer.close()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -38,7 +38,7 @@ from sqlalchemy import (
     select,
 )
 
-from .clients import make_admin, make_consumer
+from .clients import batches_to_end, make_admin, make_consumer
 from .config import Settings, load_settings
 from .db import make_engine, read_bars
 from .errors import InputError
@@ -207,18 +207,12 @@ class PaperBot:
         topic = self.settings.topics.buy
         consumer = make_consumer(self.group, self.settings)
         consumer.subscribe([topic])
-        report, at_end = BotReport(), set()
+        report = BotReport()
         self.history.append(report)
         try:
-            while True:
+            for batch in batches_to_end(consumer):
                 done: dict[int, int] = {}
-                for msg in consumer.consume(100, timeout=1.0):
-                    error = msg.error()
-                    if error and error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(msg.partition())
-                        continue
-                    if error:
-                        raise KafkaException(error)
+                for msg in batch:
                     with self.engine.begin() as conn:
                         outcome = self.on_signal(conn, decode(BUY, msg.value()))
                     report.read += 1
@@ -230,9 +224,6 @@ class PaperBot:
                 if done:
                     consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in done.items()],
                                     asynchronous=False)
-                assigned = {p.partition for p in consumer.assignment()}
-                if assigned and assigned <= at_end:
-                    break
         finally:
             consumer.close()
         sold = self.settle()

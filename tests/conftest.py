@@ -35,3 +35,20 @@ def isolated(settings, prefix):
     ensure_topics(admin, mine.topics.all)
     yield mine
     delete_topics(admin, [t for t in admin.list_topics(timeout=10).topics if t.startswith(mine.prefix)])
+
+
+OWN_STACK = {"test_class_server", "test_hosted_start"}   # each starts services of its own, on other ports
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Groups for `-n 2 --dist loadgroup` (make test-integration).
+
+    The tests that start services of their own run on one worker while the
+    tests of the shared stack run on the other, one at a time, as they would
+    without xdist (some restart its broker).
+    """
+    for item in items:
+        if "integration" in item.path.parts:
+            own = item.path.stem in OWN_STACK
+            item.add_marker(pytest.mark.xdist_group("own-stack" if own else "shared-stack"))
