@@ -105,6 +105,15 @@ def is_placeholder(value: Any) -> bool:
     return value is Ellipsis
 
 
+def not_a_number(ex: str, name: str, value: Any, unit: str = "") -> CheckResult | None:
+    """The failed result for an answer still `...` or not a number ('must be a number of bars'), else None."""
+    if is_placeholder(value):
+        return failed(ex, f"{name} {PLACEHOLDER}")
+    if number(value) is None:
+        return failed(ex, f"{name} must be a number{unit}, got {value!r}.")
+    return None
+
+
 def raised(exc: BaseException) -> str:
     """'KeyError: 'close' (in your line `bar["close"]`)': an exception a student's code raised."""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -354,10 +363,8 @@ def produce_keys(topic: str, keys: Iterable[str], settings: Settings, partitions
 def check_max_partitions(predicted: Any, bars: pd.DataFrame, settings: Settings) -> CheckResult:
     """02.2: at most how many of 12 partitions can the bars of five tickers use?"""
     ex = "02.2"
-    if is_placeholder(predicted):
-        return failed(ex, f"MAX_PARTITIONS_USED {PLACEHOLDER}")
-    if number(predicted) is None:
-        return failed(ex, f"MAX_PARTITIONS_USED must be a number, got {predicted!r}.")
+    if wrong := not_a_number(ex, "MAX_PARTITIONS_USED", predicted):
+        return wrong
     keys = sorted(bars["ticker"].unique())
     where = produce_keys(lab("02", settings).prefix + "twelve", keys, settings, partitions=12)
     used = sorted(set(where.values()))
@@ -423,10 +430,8 @@ def check_send_bars(send_bars: Any, bars: pd.DataFrame, settings: Settings) -> C
 def check_double_replay(predicted: Any, bars: pd.DataFrame, settings: Settings) -> CheckResult:
     """03.2: how many messages two replays of the same bars leave in a topic (idempotence is per producer)."""
     ex = "03.2"
-    if is_placeholder(predicted):
-        return failed(ex, f"PREDICTED {PLACEHOLDER}")
-    if number(predicted) is None:
-        return failed(ex, f"PREDICTED must be a number of messages, got {predicted!r}.")
+    if wrong := not_a_number(ex, "PREDICTED", predicted, " of messages"):
+        return wrong
     from .produce import replay_bars
 
     mine = lab("03", settings)
@@ -600,10 +605,8 @@ def check_duplicates(answer: Any, settings: Settings) -> CheckResult:
 def check_idle_consumers(predicted: Any, settings: Settings, consumers: int = 4) -> CheckResult:
     """05.1: how many of four consumers of one group get no partition of a 3-partition topic."""
     ex = "05.1"
-    if is_placeholder(predicted):
-        return failed(ex, f"IDLE {PLACEHOLDER}")
-    if number(predicted) is None:
-        return failed(ex, f"IDLE must be a number of consumers, got {predicted!r}.")
+    if wrong := not_a_number(ex, "IDLE", predicted, " of consumers"):
+        return wrong
     topic = settings.topics.pricelist
     partitions = topic_exists(topic, settings)
     group = f"{lab('05', settings).group('idle')}-{uuid.uuid4().hex[:6]}"
@@ -651,10 +654,8 @@ def check_idle_consumers(predicted: Any, settings: Settings, consumers: int = 4)
 def check_offset_reset(predicted: Any, settings: Settings, committed: int = 100) -> CheckResult:
     """05.2: what a consumer with auto.offset.reset=latest reads in a group that committed offset 100."""
     ex = "05.2"
-    if is_placeholder(predicted):
-        return failed(ex, f"READ {PLACEHOLDER}")
-    if number(predicted) is None:
-        return failed(ex, f"READ must be a number of messages, got {predicted!r}.")
+    if wrong := not_a_number(ex, "READ", predicted, " of messages"):
+        return wrong
     topic = settings.topics.pricelist
     group = f"{lab('05', settings).group('resume')}-{uuid.uuid4().hex[:6]}"
     setter = make_consumer(group, settings)
@@ -890,10 +891,8 @@ def check_router_lag(predicted: Any, bars: pd.DataFrame, settings: Settings) -> 
     from .route import run_router
 
     ex = "07.2"
-    if is_placeholder(predicted):
-        return failed(ex, f"LAG {PLACEHOLDER}")
-    if number(predicted) is None:
-        return failed(ex, f"LAG must be a number of bars, got {predicted!r}.")
+    if wrong := not_a_number(ex, "LAG", predicted, " of bars"):
+        return wrong
     mine = lab("07", settings)
     years = year_of(bars["ts"])
     before, during = bars[years == 2007], bars[years == 2008]
@@ -1002,10 +1001,8 @@ def check_bot_restart(doubled: Any, bot: Any, signals: pd.DataFrame) -> CheckRes
     from .paper import backtest
 
     ex = "08.2"
-    if is_placeholder(doubled):
-        return failed(ex, f"DOUBLED {PLACEHOLDER}")
-    if number(doubled) is None:
-        return failed(ex, f"DOUBLED must be a number of trades, got {doubled!r}.")
+    if wrong := not_a_number(ex, "DOUBLED", doubled, " of trades"):
+        return wrong
     runs = list(getattr(bot, "history", []))
     if len(runs) < 2 or not runs[-2].crashed:
         return failed(ex, "Run the whole exercise cell: reset, the run that crashes, then the restart.")
@@ -1033,10 +1030,8 @@ def check_bot_restart(doubled: Any, bot: Any, signals: pd.DataFrame) -> CheckRes
 def check_brokers_may_fail(predicted: Any, topic: Any, survived: Any, refused: Any) -> CheckResult:
     """09.1: how many brokers may be down while acks=all writes into `topic` still succeed."""
     ex = "09.1"
-    if is_placeholder(predicted):
-        return failed(ex, f"MAY_FAIL {PLACEHOLDER}")
-    if number(predicted) is None:
-        return failed(ex, f"MAY_FAIL must be a number of brokers, got {predicted!r}.")
+    if wrong := not_a_number(ex, "MAY_FAIL", predicted, " of brokers"):
+        return wrong
     replicas = int(topic.replication_factor)
     needed = int((topic.config or {}).get("min.insync.replicas", 1))
     truth = replicas - needed
