@@ -15,6 +15,21 @@ def settings():
     return s
 
 
+@pytest.fixture(scope="session")
+def sample_in_mysql(settings):
+    """An engine on the stack's MySQL, with the daily sample bars stored in candle_prices (idempotent:
+    INSERT IGNORE)."""
+    from helpers.db import create_schema, make_engine, store_bars
+    from helpers.sources import fetch_bars
+    from helpers.validation import validate_bars
+
+    engine = make_engine(settings)
+    create_schema(engine)
+    good, _ = validate_bars(fetch_bars("sample"))
+    store_bars(engine, good, "day", progress=False)
+    return engine
+
+
 @pytest.fixture
 def prefix():
     """A unique name for the topics, groups and tickers of one test."""

@@ -40,6 +40,9 @@ from helpers.streamsql import compare_rows, read_buy
 from helpers.topics import topic_counts
 from helpers.validation import validate_bars
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import processes_using  # noqa: E402
+
 pytestmark = pytest.mark.integration
 REFUSED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
            KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED}
@@ -55,19 +58,6 @@ def distinct_free_ports(n: int) -> list[int]:
         if port not in ports:
             ports.append(port)
     return ports
-
-
-def processes_using(folder) -> list[str]:
-    """Command lines of running processes that mention `folder`."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(folder) in args and str(os.getpid()) != cmdline.parent.name:
-            found.append(args)
-    return found
 
 
 class CommandLineWatch:

@@ -38,20 +38,15 @@ from helpers.topics import (
     ensure_topics,
     topic_counts,
 )
-from helpers.validation import validate_bars
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")]
 
 
 @pytest.fixture(scope="module")
-def daily(settings):
-    """The daily sample bars, stored in candle_prices (idempotent) and read back."""
-    engine = make_engine(settings)
-    create_schema(engine)
-    good, _ = validate_bars(fetch_bars("sample"))
-    store_bars(engine, good, "day", progress=False)
-    return read_bars(engine, "day")
+def daily(sample_in_mysql):
+    """The daily sample bars, stored in candle_prices and read back."""
+    return read_bars(sample_in_mysql, "day")
 
 
 # --- reset ------------------------------------------------------------------------------------

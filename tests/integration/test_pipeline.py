@@ -5,25 +5,14 @@ import pytest
 from sqlalchemy import text
 
 from helpers.clients import make_producer
-from helpers.db import count_bars, create_schema, make_engine, read_bars, store_bars
+from helpers.db import count_bars, read_bars
 from helpers.produce import replay_bars
 from helpers.route import run_router
 from helpers.rules import Thresholds
 from helpers.sources import fetch_bars
 from helpers.topics import read_topic, topic_counts
-from helpers.validation import validate_bars
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sample_in_mysql(settings):
-    """The daily sample bars stored in candle_prices (idempotent: INSERT IGNORE)."""
-    engine = make_engine(settings)
-    create_schema(engine)
-    good, _ = validate_bars(fetch_bars("sample"))
-    store_bars(engine, good, "day", progress=False)
-    return engine
 
 
 def test_rows_equal_pricelist_equal_variations_and_alerts_match_sql(isolated, sample_in_mysql):

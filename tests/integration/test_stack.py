@@ -20,6 +20,9 @@ from helpers.stack import local_up, stack_down, stack_status, stack_up
 from helpers.stack.processes import free_port, port_is_free
 from helpers.topics import reset_topics
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import processes_using  # noqa: E402
+
 pytestmark = pytest.mark.integration
 
 
@@ -105,19 +108,6 @@ def second_stack(settings, tmp_path):
            "KAFKA_PORT": str(free_port()), "KAFKA_CONTROLLER_PORT": str(free_port()),
            "MYSQL_PORT": str(free_port()), "MYSQL_PASSWORD": "second-stack-pw"}
     return load_settings({**os.environ, **env})
-
-
-def processes_using(folder) -> list[str]:
-    """Command lines of running processes that mention `folder`."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(folder) in args and str(os.getpid()) != cmdline.parent.name:
-            found.append(args)
-    return found
 
 
 def test_up_is_idempotent_and_down_leaves_nothing(second_stack):
