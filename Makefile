@@ -57,7 +57,7 @@ run: up
 # Solved copies for the instructor: each exercise's solution (solutions/*.py) after
 # its check, both checks asserted (the starter fails, the solution passes).
 solutions: setup
-	$(PY) -m helpers.solutions build/solutions
+	$(PY) -m helpers.classroom.solutions build/solutions
 
 reset: up
 	$(WORKBOOK) reset

@@ -13,6 +13,8 @@ import matplotlib
 
 matplotlib.use("Agg")      # no window: figures are only rendered to PNG
 
+from helpers.infra.environment import load_settings  # noqa: E402
+
 from . import dashboard, latency, throughput, wall  # noqa: E402
 from .report import RESULTS_PATH, machine_info, markdown, write_markdown, write_results  # noqa: E402
 
@@ -58,24 +60,25 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "parts": args.parts,
                                "machine": machine_info()}
     folder = args.output.parent
+    settings = load_settings()                    # read once, passed to every part
     if "dashboard" in args.parts:
         plan = dashboard.Plan.quick() if args.quick else dashboard.Plan()
         measure(results, "dashboard", lambda: dashboard.run(plan, log, snapshots=folder))
     if "kafka" in args.parts:
         n_bars, rounds = ((throughput.QUICK_BARS, throughput.QUICK_ROUNDS) if args.quick
                           else (throughput.BARS, throughput.ROUNDS))
-        measure(results, "kafka", lambda: throughput.run(n_bars, rounds, log=log))
+        measure(results, "kafka", lambda: throughput.run(n_bars, rounds, settings, log=log))
         if "error" not in results["kafka"]:
             kafka = results["kafka"]
             results["replay"], results["router"] = kafka.pop("replay"), kafka.pop("router")
             results["kafka_rounds"] = rounds
     if "stream_sql" in args.parts:
         sql_plan = latency.Plan.quick() if args.quick else latency.Plan()
-        measure(results, "stream_sql", lambda: latency.run(sql_plan, log=log))
+        measure(results, "stream_sql", lambda: latency.run(sql_plan, settings, log=log))
     if "run" in args.parts:
         measure(results, "make_run", lambda: wall.make_run(log))
     if "stack" in args.parts:
-        measure(results, "stack", lambda: wall.stack_start(log=log))
+        measure(results, "stack", lambda: wall.stack_start(settings, log=log))
     results["seconds"] = time.perf_counter() - started
     results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     path = write_results(results, args.output)

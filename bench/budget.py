@@ -39,8 +39,9 @@ from typing import Any
 
 import psutil
 
-from helpers.config import PROJECT_ROOT, load_settings
-from helpers.stack.processes import free_port, port_answers, running_process, stop_process
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.environment import load_settings
+from helpers.infra.processes import free_port, port_answers, running_process, stop_process
 
 RESULTS = PROJECT_ROOT / "build" / "bench" / "budget.json"
 HOSTED_NOTEBOOK = PROJECT_ROOT / "hosted" / "start_here.ipynb"
@@ -56,9 +57,9 @@ def part_of(proc: psutil.Process) -> str:
             return "kafka"
         if proc.name().startswith(("mariadbd", "mariadb-install")):
             return "mariadb"
-        if "helpers.flinksql" in line or "flink" in line.lower():
+        if "helpers.pipeline.flinksql" in line or "flink" in line.lower():
             return "flink"
-        if proc.name() == "java" and any("helpers.flinksql" in " ".join(p.cmdline())
+        if proc.name() == "java" and any("helpers.pipeline.flinksql" in " ".join(p.cmdline())
                                          for p in proc.parents()):
             return "flink"
         if "ipykernel_launcher" in line:

@@ -2,7 +2,7 @@
 
     python -m bench.classroom [--students 2] [--alone]
 
-Starts a class server (`helpers.stack.classroom`: Kafka with SASL_SSL, SCRAM
+Starts a class server (`helpers.classroom.classserver`: Kafka with SASL_SSL, SCRAM
 and ACLs, MariaDB) in a temporary state folder on free ports, then runs the
 whole course (`workbook notebooks`, the main job of `make run`) as N students
 at once, each in their own namespace and database, each with their own
@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helpers.config import PROJECT_ROOT, load_settings
-from helpers.stack.classroom import ClassServer, Student
-from helpers.stack.processes import free_port, running_process
+from helpers.classroom.classserver import ClassServer, Student
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.environment import load_settings
+from helpers.infra.processes import free_port, running_process
 
 from .budget import MB, Sampler
 

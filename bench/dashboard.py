@@ -22,9 +22,10 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.dashboard import ALL, Dashboard, what_if
-from helpers.rules import Thresholds, variations_frame
-from helpers.sources import fetch_synthetic
+from helpers.core.rules import Thresholds, variations_frame
+from helpers.core.whatif import what_if
+from helpers.pipeline.dashboard import ALL, Dashboard
+from helpers.pipeline.sources import fetch_synthetic
 
 from .timing import summarize, timed
 

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer, KafkaError
 
-from helpers.clients import client_conf, make_admin, make_producer, send
-from helpers.config import Settings, load_settings
-from helpers.produce import bar_message
-from helpers.route import Router
-from helpers.rules import Thresholds
-from helpers.streamsql import run_buy_query
-from helpers.topics import delete_groups, delete_topics, ensure_topics
+from helpers.core.rules import Thresholds
+from helpers.core.settings import Settings
+from helpers.infra.clients import client_conf, make_producer, send
+from helpers.infra.workbook import Workbook
+from helpers.pipeline.produce import bar_message
+from helpers.pipeline.route import Router
+from helpers.pipeline.streamsql import run_buy_query
+from helpers.pipeline.topics import delete_groups, delete_topics, ensure_topics
 
 from .throughput import BenchError, require_kafka, scratch_settings
 
@@ -142,13 +143,12 @@ def produce_steadily(settings: Settings, plan: Plan, base_ts: int,
     return total
 
 
-def run(plan: Plan = Plan(), settings: Settings | None = None,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(plan: Plan, base: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Start Flink and the router on scratch topics, produce steadily, measure each buy's latency."""
-    base = settings or load_settings()
     require_kafka(base)
     settings = scratch_settings(base)
-    admin = make_admin(settings)
+    wb = Workbook(settings)                 # owns the Flink session, closed below
+    admin = wb.admin
     names = list(settings.topics.all)
     groups = [settings.group("router"), settings.group("flink-buy")]
     base_ts = (int(time.time() * 1000) // MINUTE_MS - 60 * 24 * 30) * MINUTE_MS   # 30 days ago
@@ -158,7 +158,7 @@ def run(plan: Plan = Plan(), settings: Settings | None = None,
         ensure_topics(admin, names)
         log("stream SQL: starting the Flink buy join ...")
         started = time.perf_counter()
-        query = run_buy_query(settings, until_caught_up=False, engine="flink")
+        query = run_buy_query(wb, until_caught_up=False, engine="flink")
         submit_s = time.perf_counter() - started
         router = Router(settings, Thresholds())
         thread = threading.Thread(target=router.run, kwargs={"progress": False}, daemon=True)
@@ -185,6 +185,7 @@ def run(plan: Plan = Plan(), settings: Settings | None = None,
             query.stop()
         delete_topics(admin, names)
         delete_groups(admin, groups)
+        wb.close()
     if reader is None or reader.error:
         raise BenchError(f"Reading the buy topic failed: {reader.error if reader else 'not started'}.")
     unexpected = set(reader.arrived) - set(sent)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers.config import PROJECT_ROOT
+from helpers.core.settings import PROJECT_ROOT
 
 RESULTS_PATH = PROJECT_ROOT / "build" / "bench" / "results.json"
 
@@ -38,9 +38,9 @@ def machine_info() -> dict[str, Any]:
 
 def kafka_version_or_none() -> str | None:
     """The broker's version when one answers, else None."""
-    from helpers.config import load_settings
-    from helpers.errors import WorkbookError
-    from helpers.stack import kafka_version
+    from helpers.core.errors import WorkbookError
+    from helpers.infra.environment import load_settings
+    from helpers.infra.status import kafka_version
 
     try:
         return kafka_version(load_settings())

@@ -27,15 +27,15 @@ from typing import Any
 import pandas as pd
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
-from helpers.clients import client_conf, make_admin
-from helpers.config import Settings, load_settings
-from helpers.errors import WaitTimeout
-from helpers.produce import bar_message, replay_bars
-from helpers.route import Router, RouteReport, route_naively
-from helpers.rules import Thresholds
-from helpers.sources import fetch_synthetic
-from helpers.topics import count_messages, delete_groups, delete_topics, ensure_topics, read_topic
-from helpers.waiting import wait_until
+from helpers.core.errors import WaitTimeout
+from helpers.core.rules import Thresholds
+from helpers.core.settings import Settings
+from helpers.core.waiting import wait_until
+from helpers.infra.clients import client_conf, make_admin
+from helpers.pipeline.produce import bar_message, replay_bars
+from helpers.pipeline.route import Router, RouteReport, route_naively
+from helpers.pipeline.sources import fetch_synthetic
+from helpers.pipeline.topics import count_messages, delete_groups, delete_topics, ensure_topics, read_topic
 
 BARS, QUICK_BARS = 100_000, 5_000
 ROUNDS, QUICK_ROUNDS = 3, 1
@@ -230,10 +230,8 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def run(n_bars: int = BARS, rounds: int = ROUNDS, settings: Settings | None = None,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(n_bars: int, rounds: int, settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """`rounds` rounds of every Kafka measurement on `n_bars` bars; per round and summarized."""
-    settings = settings or load_settings()
     require_kafka(settings)
     bars = make_bars(n_bars)
     payloads = payloads_of(bars)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers.config import PROJECT_ROOT, Settings, child_env, load_settings
+from helpers.core.settings import PROJECT_ROOT, Settings
+from helpers.infra.environment import child_env
+from helpers.infra.processes import free_port
 
 from .throughput import BenchError
 
@@ -52,16 +53,8 @@ def make_run(log: Callable[[str], None] = print) -> dict[str, Any]:
     return {"seconds": up_s + seconds, "up_s": up_s, "notebooks_s": seconds, "per_notebook": notebooks}
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stack_start(settings: Settings | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def stack_start(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Cold and warm start of a scratch local stack; it is stopped and deleted afterwards."""
-    settings = settings or load_settings()
     if settings.stack != "local":
         return {"skipped": f"the {settings.stack} stack is not started by the workbook"}
     libs = settings.state_dir / "libs"

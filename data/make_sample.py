@@ -51,7 +51,7 @@ def to_bars(frame: pd.DataFrame, starts: pd.Series) -> pd.DataFrame:
 
 
 def check(bars: pd.DataFrame) -> None:
-    """Stop with the offending rows if a bar breaks the rules that helpers.sources.validate_bars applies."""
+    """Stop with the offending rows if a bar breaks the rules of helpers.core.validation.validate_bars."""
     bad = ((bars[PRICES] <= 0).any(axis=1) | bars[PRICES + ["volume"]].isna().any(axis=1)
            | (bars[["open", "close"]].min(axis=1) < bars["low"])
            | (bars[["open", "close"]].max(axis=1) > bars["high"])

@@ -1,8 +1,16 @@
 """Helpers of the Kafka teaching workbook: what the notebooks use, kept in one package.
 
-Each module is one stage of the pipeline; this file re-exports only the names
-the notebooks import, and imports a module only when one of its names is first
-used (PEP 562), so `workbook status` does not load matplotlib or ipywidgets.
+Its folders are its layers, lowest first, each importing only from those below:
+
+    core/       settings, errors, schemas, rules, bars, plots: pure, no I/O
+    infra/      the stack, processes, the lab cluster, SMTP, clients, the Workbook
+    pipeline/   one module per stage: sources, db, topics, produce, route, stream SQL...
+    classroom/  exercises (one module per notebook), solutions, reset, the class server
+    cli.py      the `workbook` command, on top
+
+This file re-exports only the names the notebooks import, and imports a module
+only when one of its names is first used (PEP 562), so `workbook status` does
+not load matplotlib or ipywidgets.
 """
 from __future__ import annotations
 
@@ -12,60 +20,77 @@ from typing import Any
 #: name -> the module that defines it, in the order the notebooks meet them
 _EXPORTS = {
     # 00 setup
-    "load_settings": "config", "require_services": "stack", "stack_status": "stack",
-    "status_table": "stack", "kafka_cluster_id": "stack", "kafka_version": "stack",
-    "make_engine": "db", "server_version": "db", "WorkbookError": "errors",
-    "wait_until": "waiting",
+    "Workbook": "infra.workbook", "load_settings": "infra.environment", "require_services": "infra.status",
+    "stack_status": "infra.status",
+    "status_table": "infra.status", "kafka_cluster_id": "infra.status", "kafka_version": "infra.status",
+    "make_engine": "infra.database", "server_version": "infra.database", "WorkbookError": "core.errors",
+    "wait_until": "core.waiting",
     # 01 ingestion
-    "fetch_bars": "sources", "validate_bars": "validation", "bar_problem": "validation",
-    "create_schema": "db", "store_bars": "db", "count_bars": "db", "read_bars": "db",
+    "fetch_bars": "pipeline.sources", "validate_bars": "core.validation", "bar_problem": "core.validation",
+    "create_schema": "pipeline.db", "store_bars": "pipeline.db", "count_bars": "pipeline.db",
+    "read_bars": "pipeline.db",
     # 02 topics
-    "TOPICS": "schemas", "PRICELIST": "schemas", "ALERTS": "schemas", "VARIATIONS": "schemas",
-    "BUY": "schemas", "DEAD_LETTER": "schemas", "client_conf": "clients", "make_admin": "clients",
-    "make_producer": "clients",
-    "make_consumer": "clients", "ensure_topics": "topics", "reset_topics": "topics",
-    "delete_topics": "topics", "describe_topics": "topics", "read_topic": "topics",
-    "count_messages": "topics", "topic_counts": "topics", "group_offsets": "topics",
+    "TOPICS": "core.schemas", "PRICELIST": "core.schemas", "ALERTS": "core.schemas",
+    "VARIATIONS": "core.schemas",
+    "BUY": "core.schemas", "DEAD_LETTER": "core.schemas", "client_conf": "infra.clients",
+    "make_admin": "infra.clients",
+    "make_producer": "infra.clients",
+    "make_consumer": "infra.clients", "ensure_topics": "pipeline.topics", "reset_topics": "pipeline.topics",
+    "delete_topics": "pipeline.topics", "describe_topics": "pipeline.topics",
+    "read_topic": "pipeline.topics",
+    "count_messages": "pipeline.topics", "topic_counts": "pipeline.topics",
+    "group_offsets": "pipeline.topics",
     # 03 producing
-    "schema_table": "schemas", "readable": "schemas", "bar_message": "produce", "replay_bars": "produce",
+    "schema_table": "core.schemas", "readable": "core.schemas", "encode": "core.schemas",
+    "bar_message": "pipeline.produce", "replay_bars": "pipeline.produce",
     # 04 routing
-    "PRICE_THRESHOLD": "rules", "VARIATION_THRESHOLD": "rules", "Thresholds": "rules",
-    "variation_ex": "rules", "variation_in": "rules", "route_bar": "route", "run_router": "route",
-    "Router": "route", "ROUTER_GROUP": "route", "route_naively": "route",
+    "PRICE_THRESHOLD": "core.rules", "VARIATION_THRESHOLD": "core.rules", "Thresholds": "core.rules",
+    "variation_ex": "core.rules", "variation_in": "core.rules", "route_bar": "pipeline.route",
+    "run_router": "pipeline.route",
+    "Router": "pipeline.route", "ROUTER_GROUP": "pipeline.route", "route_naively": "pipeline.route",
     # 05 stream SQL
-    "alerts_frame": "rules", "variations_frame": "rules", "buy_signals": "rules",
-    "sql_statement": "streamsql", "run_buy_query": "streamsql", "read_buy": "streamsql",
-    "compare_rows": "streamsql",
+    "alerts_frame": "core.rules", "variations_frame": "core.rules", "buy_signals": "core.rules",
+    "sql_statement": "pipeline.streamsql", "run_buy_query": "pipeline.streamsql",
+    "read_buy": "pipeline.streamsql",
+    "compare_rows": "pipeline.streamsql",
     # 06 dashboard
-    "Dashboard": "dashboard", "plot_sweep": "dashboard", "read_history": "dashboard",
-    "what_if": "whatif", "sweep": "whatif",
+    "Dashboard": "pipeline.dashboard", "plot_sweep": "pipeline.dashboard",
+    "read_history": "pipeline.dashboard",
+    "what_if": "core.whatif", "sweep": "core.whatif",
     # 07 live
-    "LivePipeline": "live", "LiveView": "live", "apply_to_pipeline": "live",
+    "LivePipeline": "pipeline.live", "LiveView": "pipeline.live", "apply_to_pipeline": "pipeline.live",
     # 09 fault tolerance
-    "start_lab_cluster": "replication", "describe_partitions": "replication",
-    "partition_leaders": "replication", "wait_for_isr": "replication", "watch_partitions": "replication",
-    "replay_numbered": "replication", "read_sequence_numbers": "replication",
-    "messages_in_topic": "replication", "tally_runs": "replication", "election_seconds": "replication",
-    "recovery_seconds": "replication", "isr_at": "replication", "plot_fault_timeline": "replication",
+    "start_lab_cluster": "infra.lab", "describe_partitions": "pipeline.replication",
+    "partition_leaders": "pipeline.replication", "wait_for_isr": "pipeline.replication",
+    "watch_partitions": "pipeline.replication",
+    "replay_numbered": "pipeline.replication", "read_sequence_numbers": "pipeline.replication",
+    "messages_in_topic": "pipeline.replication", "tally_runs": "pipeline.replication",
+    "election_seconds": "pipeline.replication",
+    "recovery_seconds": "pipeline.replication", "isr_at": "pipeline.replication",
+    "plot_fault_timeline": "pipeline.replication",
     # plots
-    "use_style": "plots", "plot_prices": "plots", "plot_variations": "plots", "plot_counts": "plots",
-    "plot_partitions": "plots", "plot_arrivals": "plots",
+    "use_style": "core.plots", "plot_prices": "core.plots", "plot_variations": "core.plots",
+    "plot_counts": "core.plots",
+    "plot_partitions": "core.plots", "plot_arrivals": "core.plots",
     # the classroom: exercises that check themselves, and a reset
-    "reset_course": "course", "CheckResult": "exercises", "copy_topic": "exercises",
-    "crash_router": "exercises", "check_rejection": "exercises", "check_days_above": "exercises",
-    "check_one_partition": "exercises", "check_max_partitions": "exercises",
-    "check_send_bars": "exercises", "check_double_replay": "exercises",
-    "check_sell_route": "exercises", "check_duplicates": "exercises",
-    "check_idle_consumers": "exercises", "check_offset_reset": "exercises",
-    "check_alert_counts": "exercises", "check_copartitioning": "exercises",
-    "check_my_buy_signals": "exercises", "check_one_signal_price": "exercises",
-    "check_router_lag": "exercises", "check_trailing_stop": "exercises",
-    "check_bot_restart": "exercises", "check_brokers_may_fail": "exercises",
-    "check_missing_and_lost": "exercises",
+    "reset_course": "classroom.course", "CheckResult": "classroom.exercises",
+    "copy_topic": "classroom.exercises",
+    "crash_router": "classroom.exercises", "check_rejection": "classroom.exercises",
+    "check_days_above": "classroom.exercises",
+    "check_one_partition": "classroom.exercises", "check_max_partitions": "classroom.exercises",
+    "check_send_bars": "classroom.exercises", "check_double_replay": "classroom.exercises",
+    "check_sell_route": "classroom.exercises", "check_duplicates": "classroom.exercises",
+    "check_idle_consumers": "classroom.exercises", "check_offset_reset": "classroom.exercises",
+    "check_alert_counts": "classroom.exercises", "check_copartitioning": "classroom.exercises",
+    "check_my_buy_signals": "classroom.exercises", "check_one_signal_price": "classroom.exercises",
+    "check_router_lag": "classroom.exercises", "check_trailing_stop": "classroom.exercises",
+    "check_bot_restart": "classroom.exercises", "check_brokers_may_fail": "classroom.exercises",
+    "check_missing_and_lost": "classroom.exercises",
     # 08 next steps: an e-mail per signal, a paper-trading bot
-    "smtp_server": "notify", "signal_email": "notify", "email_signals": "notify",
-    "PaperBot": "paper", "ExitRule": "paper", "backtest": "paper", "profit_and_loss": "paper",
-    "equity_curve": "paper", "plot_equity": "plots",
+    "smtp_server": "pipeline.notify", "signal_email": "pipeline.notify", "email_signals": "pipeline.notify",
+    "PaperBot": "pipeline.paper", "ExitRule": "pipeline.paper", "backtest": "pipeline.paper",
+    "profit_and_loss": "pipeline.paper",
+    "equity_curve": "pipeline.paper", "plot_equity": "core.plots",
 }
 
 __all__ = list(_EXPORTS)

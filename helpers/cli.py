@@ -18,14 +18,15 @@ import sys
 import threading
 from pathlib import Path
 
-from .config import Settings, load_settings
-from .errors import WorkbookError
+from helpers.core.errors import WorkbookError
+from helpers.infra.workbook import Workbook
 
 
-def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_up(args: argparse.Namespace, wb: Workbook) -> int:
     """Start the services of the chosen stack."""
-    from .config import set_brokers
-    from .stack import stack_up
+    settings = wb.settings
+    from helpers.infra.environment import set_brokers
+    from helpers.infra.stack import stack_up
 
     if args.brokers is not None and args.brokers != settings.brokers:
         settings = set_brokers(args.brokers)       # recorded in .env: status, down, notebooks agree
@@ -34,18 +35,20 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_down(args: argparse.Namespace, wb: Workbook) -> int:
     """Stop what `up` started."""
-    from .stack import stack_down
+    settings = wb.settings
+    from helpers.infra.stack import stack_down
 
     stopped = stack_down(settings)
     print("Stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
 
-def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_status(args: argparse.Namespace, wb: Workbook) -> int:
     """Report every service; exit 1 when one is down."""
-    from .stack import stack_status
+    settings = wb.settings
+    from helpers.infra.status import stack_status
 
     statuses = stack_status(settings, show_secrets=args.show_secrets)
     if args.json:
@@ -56,9 +59,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(s.up for s in statuses) else 1
 
 
-def cmd_class(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_class(args: argparse.Namespace, wb: Workbook) -> int:
     """Start or stop the class server: secure Kafka and MariaDB, one namespace per student."""
-    from .stack.classroom import ClassServer
+    settings = wb.settings
+    from helpers.classroom.classserver import ClassServer
 
     server = ClassServer.for_settings(settings, args.host)
     if args.action == "down":
@@ -87,10 +91,11 @@ def print_status(statuses: list) -> None:
             print(f"  {'':<11}      {s.hint}")
 
 
-def cmd_notebooks(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_notebooks(args: argparse.Namespace, wb: Workbook) -> int:
     """Execute every notebook headless into the output folder and summarise."""
-    from .notebooks import run_notebooks
-    from .topics import topic_counts
+    settings = wb.settings
+    from helpers.classroom.notebooks import run_notebooks
+    from helpers.pipeline.topics import topic_counts
 
     print(f"Executing notebooks into {args.output}/ ...")
     rows = run_notebooks(Path(args.output), args.names)
@@ -105,23 +110,25 @@ def cmd_notebooks(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed or not rows else 0
 
 
-def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_ingest(args: argparse.Namespace, wb: Workbook) -> int:
     """Fetch bars from a source, validate them and store them in MySQL."""
-    from .db import count_bars, create_schema, make_engine, store_bars, truncate_bars
-    from .sources import fetch_bars
-    from .validation import validate_bars
+    settings = wb.settings
+    from helpers.core.validation import validate_bars
+    from helpers.pipeline.db import count_bars, create_schema, store_bars, truncate_bars
+    from helpers.pipeline.sources import fetch_bars
 
     options: dict = {"tickers": args.tickers} if args.tickers else {}
     timespan = args.timespan
     if args.source == "synthetic":
         options, timespan = {"n_tickers": args.n_tickers, "n_bars": args.n_bars, "seed": args.seed}, "minute"
     elif args.source == "massive":
-        options.update(start=args.start, end=args.end, timespan=timespan, progress=settings.progress)
+        options.update(start=args.start, end=args.end, timespan=timespan, progress=settings.progress,
+                       settings=settings)
     else:
         options.update(timespan=timespan)
     bars = fetch_bars(args.source, **options)
     good, rejected = validate_bars(bars)
-    engine = make_engine(settings)
+    engine = wb.engine
     create_schema(engine)
     if args.reset:
         truncate_bars(engine)
@@ -133,12 +140,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_topics(args: argparse.Namespace, wb: Workbook) -> int:
     """Create the workbook's topics (or delete and re-create them with --reset)."""
-    from .clients import make_admin
-    from .topics import describe_topics, ensure_topics, reset_topics
+    settings = wb.settings
+    from helpers.pipeline.topics import describe_topics, ensure_topics, reset_topics
 
-    admin, names = make_admin(settings), settings.topics.all
+    admin, names = wb.admin, settings.topics.all
     outcome = (reset_topics(admin, names, groups=[settings.group("router")]) if args.reset
                else ensure_topics(admin, names))
     for name, state in outcome.items():
@@ -147,12 +154,13 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_replay(args: argparse.Namespace, wb: Workbook) -> int:
     """Replay the rows of candle_prices into pricelist."""
-    from .db import make_engine, read_bars
-    from .produce import replay_bars
+    settings = wb.settings
+    from helpers.pipeline.db import read_bars
+    from helpers.pipeline.produce import replay_bars
 
-    bars = read_bars(make_engine(settings), args.timespan)
+    bars = read_bars(wb.engine, args.timespan)
     if bars.empty:
         print(f"candle_prices holds no {args.timespan} bars: run `workbook ingest` first.", file=sys.stderr)
         return 1
@@ -166,30 +174,31 @@ def stop_on_signals(stop) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop())
 
 
-def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_route(args: argparse.Namespace, wb: Workbook) -> int:
     """Route pricelist into variations and alerts, until Ctrl-C/SIGTERM or caught up."""
-    from .route import Router
-    from .rules import Thresholds
+    settings = wb.settings
+    from helpers.core.rules import Thresholds
+    from helpers.pipeline.route import Router
 
-    router = Router(settings, Thresholds(price=args.price_threshold), exactly_once=args.exactly_once)
-    stop_on_signals(router.stop)
-    mode = "until caught up" if args.until_caught_up else "until Ctrl-C"
-    semantics = "exactly-once" if args.exactly_once else "at-least-once"
-    print(f"Routing {settings.topics.pricelist} ({semantics}, alerts when close > "
-          f"${router.thresholds.price:g}), {mode}...", file=sys.stderr)
-    print(f"Router {router.run(until_caught_up=args.until_caught_up)}.")
+    with Router(settings, Thresholds(price=args.price_threshold), exactly_once=args.exactly_once) as router:
+        stop_on_signals(router.stop)
+        mode = "until caught up" if args.until_caught_up else "until Ctrl-C"
+        semantics = "exactly-once" if args.exactly_once else "at-least-once"
+        print(f"Routing {settings.topics.pricelist} ({semantics}, alerts when close > "
+              f"${router.thresholds.price:g}), {mode}...", file=sys.stderr)
+        print(f"Router {router.run(until_caught_up=args.until_caught_up)}.")
     return 0
 
 
-def cmd_stream_sql(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_stream_sql(args: argparse.Namespace, wb: Workbook) -> int:
     """Start the buy join on the active engine (continuous, or until caught up)."""
-    from .clients import make_admin
-    from .streamsql import read_buy, run_buy_query
-    from .topics import reset_topics
+    settings = wb.settings
+    from helpers.pipeline.streamsql import read_buy, run_buy_query
+    from helpers.pipeline.topics import reset_topics
 
     # the query reads alerts and variations from their start: empty buy so nothing is doubled
-    reset_topics(make_admin(settings), [settings.topics.buy])
-    run = run_buy_query(settings, args.variation_threshold, until_caught_up=args.until_caught_up,
+    reset_topics(wb.admin, [settings.topics.buy])
+    run = run_buy_query(wb, args.variation_threshold, until_caught_up=args.until_caught_up,
                         engine=args.engine)
     print(f"Started the {run}.", file=sys.stderr)
     if not args.until_caught_up:
@@ -202,15 +211,16 @@ def cmd_stream_sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_reset(args: argparse.Namespace, wb: Workbook) -> int:
     """Put the course back to the start of a notebook (topics, groups, streams, tables)."""
-    from .course import check_stage, reset_course
+    settings = wb.settings
+    from helpers.classroom.course import check_stage, reset_course
 
     check_stage(args.to)                       # a bad --to fails before anything is touched
     target = f"the start of notebook {args.to}" if args.to else "its start"
     print(f"Resetting the course{' in namespace ' + settings.namespace if settings.namespace else ''} "
           f"to {target}...", file=sys.stderr)
-    print(reset_course(settings, args.to, with_data=args.with_data))
+    print(reset_course(wb, args.to, with_data=args.with_data))
     return 0
 
 
@@ -287,16 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `workbook` console script."""
+    from confluent_kafka import KafkaException
+
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
-        if args.command in NEEDS:
-            from .stack import require_services
+        with Workbook.from_env() as wb:
+            if args.command in NEEDS:
+                from helpers.infra.status import require_services
 
-            require_services(settings, *NEEDS[args.command])
-        return args.func(args, settings)
+                require_services(wb.settings, *NEEDS[args.command])
+            return args.func(args, wb)
     except WorkbookError as exc:
         print(f"workbook {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KafkaException as exc:          # a broker's refusal the stage did not expect: one sentence
+        error = exc.args[0] if exc.args else None
+        said = f"{error.name()}: {error.str()}" if error is not None and hasattr(error, "name") else str(exc)
+        print(f"workbook {args.command}: Kafka refused the request ({said}).", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"workbook {args.command}: interrupted.", file=sys.stderr)

@@ -3,7 +3,7 @@
 -- (for example with another variation threshold), or stop it.
 -- DROP STREAM also terminates the query that writes into the stream
 -- (ksqlDB 0.15+), so no TERMINATE with a generated query id is needed.
--- The `buy` topic is kept: the workbook empties it itself (helpers.topics.
+-- The `buy` topic is kept: the workbook empties it itself (helpers.pipeline.topics.
 -- reset_topics) before a new query starts, so buy signals of the old and the
 -- new threshold never mix, and a re-create never races an asynchronous
 -- topic deletion.

@@ -11,7 +11,7 @@
 -- * PARTITIONS=3 on both: the join needs co-partitioned inputs (same key,
 --   same partition count); a mismatch makes ksqlDB refuse the statement.
 -- RETENTION_MS=-1 applies only if ksqlDB has to create a topic: it keeps
--- messages forever, like helpers/topics.py. With the default 7 days, Kafka
+-- messages forever, like helpers/pipeline/topics.py. With the default 7 days, Kafka
 -- would delete messages whose timestamps (market times) are years old.
 -- Unquoted names are upper-cased by ksqlDB (TS, CLOSE); its JSON reader
 -- matches them to the lower-case fields of our messages.

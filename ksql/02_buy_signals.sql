@@ -1,7 +1,7 @@
 -- 02_buy_signals.sql: the buy rule as a persistent stream-stream join.
 -- An alert and a big variation of the same ticker whose event times are at
 -- most 5 minutes apart, in either order, become one `buy` message.
--- Run it with auto.offset.reset=earliest (helpers.ksqldb passes it) so the
+-- Run it with auto.offset.reset=earliest (helpers.pipeline.ksqldb passes it) so the
 -- query also reads what the router produced before it started, and with
 -- processing.guarantee=exactly_once_v2, so it reads committed messages only
 -- (the router's exactly-once mode writes in transactions).

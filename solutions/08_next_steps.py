@@ -9,7 +9,7 @@ def trailing_stop(entry, closes):
         highest = max(highest, close)
     return (59, "time") if len(closes) >= 60 else None
 # %% EXERCISE 08.2
-lab = PaperBot(settings, rule, tables="ex08_paper",
+lab = PaperBot(settings, rule, tables="ex08_paper", engine=wb.engine,
                group=settings.within("ex08").group("paper-bot"))
 lab.reset()
 print(lab.run(crash_after=40))           # dies before committing

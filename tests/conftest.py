@@ -6,12 +6,17 @@ import pytest
 
 @pytest.fixture(scope="session")
 def settings():
-    """Settings of the running stack; starts it if needed (idempotent)."""
-    from helpers.config import load_settings
-    from helpers.stack import stack_up
+    """Settings of the running stack (`make test-integration` starts it first with `make up`).
+
+    Tests never start services behind the caller's back: when one is down,
+    every test that needs it fails at once with the sentence that says how to
+    start it.
+    """
+    from helpers.infra.environment import load_settings
+    from helpers.infra.status import require_services
 
     s = load_settings()
-    stack_up(s)
+    require_services(s, "kafka", "mysql")
     return s
 
 
@@ -19,15 +24,17 @@ def settings():
 def sample_in_mysql(settings):
     """An engine on the stack's MySQL, with the daily sample bars stored in candle_prices (idempotent:
     INSERT IGNORE)."""
-    from helpers.db import create_schema, make_engine, store_bars
-    from helpers.sources import fetch_bars
-    from helpers.validation import validate_bars
+    from helpers.core.validation import validate_bars
+    from helpers.infra.database import make_engine
+    from helpers.pipeline.db import create_schema, store_bars
+    from helpers.pipeline.sources import fetch_bars
 
     engine = make_engine(settings)
     create_schema(engine)
     good, _ = validate_bars(fetch_bars("sample"))
     store_bars(engine, good, "day", progress=False)
-    return engine
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
@@ -42,14 +49,23 @@ def isolated(settings, prefix):
 
     Every topic of the namespace is deleted afterwards.
     """
-    from helpers.clients import make_admin
-    from helpers.topics import delete_topics, ensure_topics
+    from helpers.infra.clients import make_admin
+    from helpers.pipeline.topics import delete_topics, ensure_topics
 
     mine = settings.with_namespace(prefix)
     admin = make_admin(mine)
     ensure_topics(admin, mine.topics.all)
     yield mine
     delete_topics(admin, [t for t in admin.list_topics(timeout=10).topics if t.startswith(mine.prefix)])
+
+
+@pytest.fixture
+def isolated_wb(isolated):
+    """A Workbook in the test's namespace: its stream-SQL session and clients closed after the test."""
+    from helpers.infra.workbook import Workbook
+
+    with Workbook(isolated) as wb:
+        yield wb
 
 
 OWN_STACK = {"test_class_server", "test_hosted_start"}   # each starts services of its own, on other ports

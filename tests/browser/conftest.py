@@ -1,5 +1,4 @@
 """Browser fixtures: Chromium from Debian, a Voilà server for the dashboard notebook, a fresh page."""
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -8,7 +7,8 @@ from typing import NamedTuple
 
 import pytest
 
-from helpers.config import PROJECT_ROOT
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.processes import free_port
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "dashboard.ipynb"
 ARTIFACTS = PROJECT_ROOT / "build" / "browser"
@@ -32,13 +32,6 @@ class Server(NamedTuple):
         return log_tail(self.log, lines)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def answers(url: str) -> bool:
     """True when `url` returns HTTP 200."""
     try:
@@ -56,7 +49,7 @@ def log_tail(log: Path, lines: int = 20) -> str:
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     """Path of the Chromium executable (installed with apt-get when root and missing)."""
-    from helpers.stack.prereqs import ensure_programs, find_program
+    from helpers.infra.prereqs import ensure_programs, find_program
 
     ensure_programs(("chromium",))
     return find_program("chromium")
@@ -72,9 +65,9 @@ def artifacts() -> Path:
 @pytest.fixture(scope="module")
 def voila(settings, artifacts) -> Server:
     """A token-free Voilà server on a free 127.0.0.1 port serving the dashboard; stopped afterwards."""
-    from helpers.stack.processes import log_tail as tail_of
-    from helpers.stack.processes import start_detached, stop_process
-    from helpers.waiting import wait_until
+    from helpers.core.waiting import wait_until
+    from helpers.infra.processes import log_tail as tail_of
+    from helpers.infra.processes import start_detached, stop_process
 
     port, log = free_port(), artifacts / "voila.log"
     args = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",

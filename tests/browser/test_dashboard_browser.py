@@ -2,8 +2,8 @@
 
 A slider moves; counts and plot follow.
 
-Expected counts come from `helpers.rules` over the bars of `pricelist`,
-independently of `helpers.dashboard`. Screenshots go to build/browser/.
+Expected counts come from `helpers.core.rules` over the bars of `pricelist`,
+independently of `helpers.pipeline.dashboard`. Screenshots go to build/browser/.
 """
 import base64
 import re
@@ -13,9 +13,9 @@ from typing import NamedTuple
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from helpers.rules import alerts_frame, buy_signals, variations_frame
-from helpers.schemas import PRICELIST
-from helpers.topics import read_topic
+from helpers.core.rules import alerts_frame, buy_signals, variations_frame
+from helpers.core.schemas import PRICELIST
+from helpers.pipeline.topics import read_topic
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +38,7 @@ class Counts(NamedTuple):
 
 
 def expected_counts(bars, price: float, variation: float) -> Counts:
-    """Alerts and buy signals of `bars` at these thresholds, straight from helpers.rules."""
+    """Alerts and buy signals of `bars` at these thresholds, straight from helpers.core.rules."""
     alerts = alerts_frame(bars, price)
     return Counts(len(alerts), len(buy_signals(alerts, variations_frame(bars), variation)), len(bars))
 
@@ -203,7 +203,7 @@ def test_price_slider_updates_counts_and_plot(page, voila, bars, artifacts, caps
     dashboard_shot(page, artifacts, "dashboard-before.png")
     assert first.counts == expected_counts(bars, price, variation), (
         f"At price ${price:g} and variation {variation:.1%} the page shows {first.counts}, "
-        f"helpers.rules over pricelist gives {expected_counts(bars, price, variation)}.")
+        f"helpers.core.rules over pricelist gives {expected_counts(bars, price, variation)}.")
 
     what = f"typing {price + 10:g} into the price readout"
     typed = raise_price(page, bars, first, price + 10, variation,

@@ -1,4 +1,4 @@
-"""Contract tests of helpers.ksqldb and the ksqlDB SQL files.
+"""Contract tests of helpers.infra.ksqldb_client and the ksqlDB SQL files.
 
 ksqlDB runtime is not available here (it needs Docker); these tests check the
 client against ksqlDB's documented REST responses. A local HTTP/1.1 server on
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,10 +28,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ksqldb
-from helpers.ksqldb import KsqlClient, KsqlError, KsqlUnavailable
-from helpers.rules import BUY_COLUMNS, JOIN_WINDOW_MS
-from helpers.schemas import ALERTS, BUY, FIELDS, VARIATIONS, TopicNames
+from helpers.core.errors import KsqlError
+from helpers.core.rules import BUY_COLUMNS, JOIN_WINDOW_MS
+from helpers.core.schemas import ALERTS, BUY, FIELDS, VARIATIONS, TopicNames
+from helpers.infra import ksqldb_client
+from helpers.infra.ksqldb_client import KsqlClient, KsqlUnavailable
+from helpers.infra.processes import free_port
+from helpers.pipeline import ksqldb
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ksqldb"
 SQL_TYPES = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE"}
@@ -84,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         self.close_connection = True
         self.send_response(200)
-        self.send_header("Content-Type", ksqldb.DELIMITED)
+        self.send_header("Content-Type", ksqldb_client.DELIMITED)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
@@ -177,8 +179,8 @@ def test_input_streams_use_event_time_keys_and_three_partitions(index, topic):
 
 
 def test_topics_ksqldb_creates_keep_messages_like_the_workbook_topics():
-    """Old market timestamps: a 7-day retention would delete them (helpers/topics.py)."""
-    from helpers.topics import TOPIC_CONFIG
+    """Old market timestamps: a 7-day retention would delete them (helpers/pipeline/topics.py)."""
+    from helpers.pipeline.topics import TOPIC_CONFIG
     creates = ksqldb.stream_statements() + ksqldb.buy_statements()
     assert [re.findall(r"RETENTION_MS=(-?\d+)", s) for s in creates] == \
         [[TOPIC_CONFIG["retention.ms"]]] * 3
@@ -240,7 +242,7 @@ def test_info_reads_the_server_info(fake, client):
     assert info["version"] == "0.29.0" and info["ksqlServiceId"] == "default_"
     [request] = fake.requests
     assert (request["method"], request["path"]) == ("GET", "/info")
-    assert request["headers"]["accept"] == ksqldb.KSQL_JSON
+    assert request["headers"]["accept"] == ksqldb_client.KSQL_JSON
 
 
 def test_healthcheck_returns_the_documented_document(fake, client):
@@ -251,9 +253,7 @@ def test_healthcheck_returns_the_documented_document(fake, client):
 
 
 def test_unreachable_server_says_where_and_how_to_start_it():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with KsqlClient(f"http://127.0.0.1:{port}", timeout=2.0) as c, pytest.raises(KsqlUnavailable) as err:
         c.info()
     assert f"http://127.0.0.1:{port}" in str(err.value)
@@ -268,8 +268,8 @@ def test_execute_sends_the_documented_request(fake, client):
     results = client.execute(statements, {"ksql.streams.auto.offset.reset": "earliest"})
     [request] = fake.requests
     assert (request["method"], request["path"]) == ("POST", "/ksql")
-    assert request["headers"]["accept"] == ksqldb.KSQL_JSON
-    assert request["headers"]["content-type"] == ksqldb.KSQL_JSON
+    assert request["headers"]["accept"] == ksqldb_client.KSQL_JSON
+    assert request["headers"]["content-type"] == ksqldb_client.KSQL_JSON
     assert request["body"] == {
         "ksql": "\n".join(statements),
         "streamsProperties": {"ksql.streams.auto.offset.reset": "earliest"},
@@ -348,7 +348,7 @@ def test_a_queued_statement_that_fails_later_is_an_error(fake, client):
 
 def test_a_503_while_ksqldb_catches_up_is_retried(fake, client, monkeypatch):
     naps = []
-    monkeypatch.setattr(ksqldb.time, "sleep", naps.append)
+    monkeypatch.setattr(ksqldb_client.time, "sleep", naps.append)
     fake.reply("POST", "/ksql", 503, fixture_bytes("ksql_503_waiting.json"))
     fake.reply("POST", "/ksql", 503, fixture_bytes("ksql_503_waiting.json"))
     fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_buy_created.json"))
@@ -358,11 +358,11 @@ def test_a_503_while_ksqldb_catches_up_is_retried(fake, client, monkeypatch):
 
 
 def test_a_503_that_lasts_is_an_error_quoting_ksqldb(fake, client, monkeypatch):
-    monkeypatch.setattr(ksqldb.time, "sleep", lambda s: None)
+    monkeypatch.setattr(ksqldb_client.time, "sleep", lambda s: None)
     fake.reply("POST", "/ksql", 503, fixture_bytes("ksql_503_waiting.json"))
     with pytest.raises(KsqlError, match="Timed out while waiting for a previous command"):
         client.execute(ksqldb.buy_statements(), after=12)
-    assert len(fake.requests) == ksqldb.RETRIES_503 + 1
+    assert len(fake.requests) == ksqldb_client.RETRIES_503 + 1
 
 
 @pytest.mark.parametrize("bad", ["0.05; DROP STREAM x", 5])
@@ -388,7 +388,7 @@ def test_pull_query_returns_rows_as_dicts_without_closing(fake, client):
                     {"TICKER": "AAPL", "TS": 1703082660000, "CLOSE": 195.47}]
     [request] = fake.requests
     assert (request["method"], request["path"]) == ("POST", "/query-stream")
-    assert request["headers"]["accept"] == ksqldb.DELIMITED
+    assert request["headers"]["accept"] == ksqldb_client.DELIMITED
     assert request["body"] == {"sql": "SELECT * FROM prices WHERE ticker = 'AAPL';",
                                "properties": {"auto.offset.reset": "earliest"}}
 
@@ -450,8 +450,8 @@ def test_close_query_of_an_unknown_id_is_an_error(fake, client):
 # --- the workbook's status of the stream-SQL engine ---------------------------------
 
 def test_status_names_the_ksqldb_version(fake, tmp_path):
-    from helpers.config import load_settings
-    from helpers.stack.status import status_stream_sql
+    from helpers.infra.environment import load_settings
+    from helpers.infra.status import status_stream_sql
 
     fake.reply("GET", "/info", 200, fixture_bytes("info.json"))
     settings = load_settings({"WORKBOOK_STACK": "external", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
@@ -467,16 +467,22 @@ def test_status_names_the_ksqldb_version(fake, tmp_path):
 
 def test_a_course_reset_drops_the_buy_stream_before_its_inputs_in_every_namespace(fake, tmp_path):
     """`reset_course` on ksqlDB: the buy stream first (DROP STREAM also ends its query), then the inputs."""
+    import base64
     from dataclasses import replace
 
-    from helpers.config import load_settings
-    from helpers.course import drop_ksqldb_streams
+    from helpers.classroom.course import drop_ksqldb_streams
+    from helpers.infra.environment import load_settings
+    from helpers.infra.workbook import Workbook
 
     fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_created.json"))
-    settings = replace(load_settings({"WORKBOOK_STACK": "local", "WORKBOOK_STUDENT": "alice"},
+    settings = replace(load_settings({"WORKBOOK_STACK": "local", "WORKBOOK_STUDENT": "alice",
+                                      "KSQLDB_USERNAME": "alice", "KSQLDB_PASSWORD": "pw-2"},
                                      dotenv=tmp_path / "none"), ksqldb_url=fake.url)
-    dropped = drop_ksqldb_streams(settings)
+    with Workbook(settings) as wb:
+        dropped = drop_ksqldb_streams(wb)
     sent = [r["body"]["ksql"].split("\n") for r in fake.requests if r["path"] == "/ksql"]
+    login = "Basic " + base64.b64encode(b"alice:pw-2").decode()     # a class server's ksqlDB asks for it
+    assert {r["headers"].get("authorization") for r in fake.requests} == {login}
     names = ("buy", "alerts", "variations")
     assert sent[0] == [f"DROP STREAM IF EXISTS alice_{name}_stream;" for name in names]
     assert [lines[0] for lines in sent[1:]] == [f"DROP STREAM IF EXISTS alice_{ns}_buy_stream;"
@@ -502,8 +508,8 @@ def test_basic_auth_is_sent_and_a_refused_login_is_one_sentence(fake):
 
 
 def test_status_reports_a_refused_ksqldb_login(fake, tmp_path):
-    from helpers.config import load_settings
-    from helpers.stack.status import status_stream_sql
+    from helpers.infra.environment import load_settings
+    from helpers.infra.status import status_stream_sql
 
     fake.reply("GET", "/info", 401, b"{}")
     s = load_settings({"WORKBOOK_STACK": "external", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",

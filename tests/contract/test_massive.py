@@ -14,9 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from helpers import sources
-from helpers.config import ConfigError, load_settings
-from helpers.validation import validate_bars
+from helpers.core.bars import BAR_DTYPES
+from helpers.core.errors import ConfigError
+from helpers.core.validation import validate_bars
+from helpers.infra.environment import load_settings
+from helpers.pipeline import sources
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "massive"
 SECRET = "test-key-5f3b9c2e-not-real"
@@ -142,7 +144,7 @@ def test_contract_massive_follows_next_url_across_pages(massive_url):
     bars = sources.fetch_bars("massive", tickers="AAPL", start="2023-12-18", end="2023-12-18",
                               api_key=SECRET, base_url=massive_url, limiter=fast_limiter())
     assert bars["ts"].tolist() == [1702909800000 + i * MINUTE for i in range(5)]
-    assert bars.dtypes.astype(str).to_dict() == sources.BAR_DTYPES
+    assert bars.dtypes.astype(str).to_dict() == BAR_DTYPES
     assert bars.iloc[0][["open", "high", "low", "close", "volume", "vwap"]].tolist() == \
         [196.09, 196.38, 195.89, 196.21, 1176093.0, 196.1456]
     assert bars["transactions"].tolist() == [13107, 4826, 3903, 3511, 3288]
@@ -200,20 +202,18 @@ def test_contract_massive_never_shows_the_key(massive_url, capsys, caplog):
     assert failure.value.__cause__ is None and failure.value.__context__ is None
 
 
-def test_massive_without_a_key_says_how_to_set_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(sources, "load_settings",
-                        lambda: load_settings(env={"WORKBOOK_STACK": "local"},
-                                              dotenv=tmp_path / ".env"))
+def test_massive_without_a_key_says_how_to_set_it():
     with pytest.raises(ConfigError, match=r"MASSIVE_API_KEY=<your key> to \.env"):
         sources.fetch_bars("massive", tickers="AAPL")
+    with pytest.raises(ConfigError, match=r"MASSIVE_API_KEY=<your key> to \.env"):
+        sources.fetch_bars("massive", tickers="AAPL", api_key="  ")
 
 
-def test_massive_key_comes_from_the_settings(monkeypatch, tmp_path):
+def test_massive_key_comes_from_the_settings(tmp_path):
     (tmp_path / ".env").write_text(f"POLYGON_API_KEY={SECRET}\n")
-    monkeypatch.setattr(sources, "load_settings",
-                        lambda: load_settings(env={"WORKBOOK_STACK": "local"},
-                                              dotenv=tmp_path / ".env"))
-    assert sources.require_api_key() == SECRET
+    settings = load_settings(env={"WORKBOOK_STACK": "local"}, dotenv=tmp_path / ".env")
+    assert sources.require_api_key(settings.massive_api_key) == SECRET
+    assert SECRET not in repr(settings)
 
 
 def test_contract_massive_a_429_is_retried_and_the_retry_waits_for_the_limiter(massive_url):
@@ -268,3 +268,12 @@ def test_contract_massive_calls_share_one_limiter(massive_url, monkeypatch):
         sources.fetch_massive("AAPL", "2023-12-18", "2023-12-18", api_key=SECRET, base_url=massive_url)
     assert len(FakeMassive.requests) == 6
     assert clock.sleeps == [pytest.approx(60.0)]
+
+
+def test_contract_massive_takes_its_key_and_address_from_the_settings(massive_url, tmp_path):
+    settings = load_settings(env={"WORKBOOK_STACK": "local", "MASSIVE_API_KEY": SECRET,
+                                  "MASSIVE_BASE_URL": massive_url}, dotenv=tmp_path / ".env")
+    bars = sources.fetch_bars("massive", tickers="AAPL", start="2023-12-18", end="2023-12-18",
+                              settings=settings, limiter=fast_limiter())
+    assert len(bars) == 5
+    assert {r["authorization"] for r in FakeMassive.requests} == {f"Bearer {SECRET}"}

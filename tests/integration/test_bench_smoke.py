@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from helpers.config import PROJECT_ROOT, child_env
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.environment import child_env
 
 pytestmark = pytest.mark.integration
 

@@ -27,18 +27,19 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from helpers.clients import client_conf, make_admin, make_consumer, make_producer
-from helpers.config import PROJECT_ROOT, load_settings
-from helpers.errors import ServiceUnavailable
-from helpers.flinksql import LOG_DIR
-from helpers.rules import Thresholds, alerts_frame, buy_signals, variations_frame
-from helpers.sources import fetch_bars
-from helpers.stack import require_services
-from helpers.stack.classroom import ClassServer
-from helpers.stack.processes import free_port, running_process
-from helpers.streamsql import compare_rows, read_buy
-from helpers.topics import topic_counts
-from helpers.validation import validate_bars
+from helpers.classroom.classserver import ClassServer
+from helpers.core.errors import ServiceUnavailable
+from helpers.core.rules import Thresholds, alerts_frame, buy_signals, variations_frame
+from helpers.core.settings import PROJECT_ROOT
+from helpers.core.validation import validate_bars
+from helpers.infra.clients import client_conf, make_admin, make_consumer, make_producer
+from helpers.infra.environment import load_settings
+from helpers.infra.processes import free_port, running_process
+from helpers.infra.status import require_services
+from helpers.pipeline.flinksql import LOG_DIR
+from helpers.pipeline.sources import fetch_bars
+from helpers.pipeline.streamsql import compare_rows, read_buy
+from helpers.pipeline.topics import topic_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from processes import processes_using  # noqa: E402
@@ -250,7 +251,7 @@ def test_a_student_cannot_read_write_or_delete_another_students_topics_or_groups
 
     # nothing of bob's changed: still 10 messages, his group still at the end
     assert topic_counts([secret], bob).to_dict() == {secret: 10}
-    from helpers.topics import group_offsets
+    from helpers.pipeline.topics import group_offsets
 
     offsets = group_offsets(bob_admin, "bob.reader", [secret], bob)
     assert offsets["committed"].tolist() == [10] and offsets["lag"].tolist() == [0]

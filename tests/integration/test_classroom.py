@@ -16,21 +16,28 @@ import pytest
 from confluent_kafka import Producer, TopicPartition
 from sqlalchemy import inspect
 
-from helpers.clients import client_conf, make_admin, make_consumer, make_producer
-from helpers.config import PROJECT_ROOT, child_env, load_settings
-from helpers.course import reset_course
-from helpers.db import create_schema, make_engine, read_bars, store_bars
-from helpers.errors import ServiceUnavailable
-from helpers.exercises import check_one_partition, check_sell_route, check_send_bars
-from helpers.notify import LocalSmtpSink, SmtpServer, email_signals, free_port
-from helpers.paper import ExitRule, PaperBot, backtest, define_tables
-from helpers.produce import bar_message
-from helpers.rules import alerts_frame, buy_signals, variations_frame
-from helpers.schemas import encode
-from helpers.sources import fetch_bars
-from helpers.stack.mariadb import LocalMariaDB
-from helpers.streamsql import read_buy
-from helpers.topics import (
+from helpers.classroom.course import reset_course
+from helpers.classroom.exercises.ex02_topics import check_one_partition
+from helpers.classroom.exercises.ex03_producing import check_send_bars
+from helpers.classroom.exercises.ex04_routing import check_sell_route
+from helpers.core.errors import ServiceUnavailable
+from helpers.core.rules import alerts_frame, buy_signals, variations_frame
+from helpers.core.schemas import encode
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.clients import client_conf, make_admin, make_consumer, make_producer
+from helpers.infra.database import make_engine
+from helpers.infra.environment import child_env, load_settings
+from helpers.infra.mariadb import LocalMariaDB
+from helpers.infra.processes import free_port
+from helpers.infra.smtp import LocalSmtpSink, SmtpServer
+from helpers.infra.workbook import Workbook
+from helpers.pipeline.db import create_schema, read_bars, store_bars
+from helpers.pipeline.notify import email_signals
+from helpers.pipeline.paper import ExitRule, PaperBot, backtest, define_tables
+from helpers.pipeline.produce import bar_message
+from helpers.pipeline.sources import fetch_bars
+from helpers.pipeline.streamsql import read_buy
+from helpers.pipeline.topics import (
     consumer_lag,
     count_messages,
     delete_groups,
@@ -96,7 +103,8 @@ def test_reset_course_clears_a_students_state_only_and_rebuilds_the_start_of_05(
     synthetic = fetch_bars("synthetic", n_tickers=1, n_bars=5, seed=1)
     store_bars(engine, synthetic, "minute", progress=False)
 
-    report = reset_course(mine, to="05", with_data=True)
+    with Workbook(mine) as wb:
+        report = reset_course(wb, to="05", with_data=True)
 
     topics = set(admin.list_topics(timeout=10).topics)
     assert not topics & set(lessons) and set(mine.topics.all) <= topics
@@ -171,7 +179,7 @@ def test_one_partition_check_counts_partitions_and_messages(isolated, daily):
 
 
 def test_sell_route_check_tells_a_wrong_rule_from_a_wrong_router(isolated, daily):
-    from helpers.produce import replay_bars
+    from helpers.pipeline.produce import replay_bars
 
     replay_bars(daily, settings=isolated, progress=False)
 

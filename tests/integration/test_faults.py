@@ -20,15 +20,16 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from helpers.clients import make_producer
-from helpers.config import PROJECT_ROOT, child_env
-from helpers.produce import replay_bars
-from helpers.route import run_router
-from helpers.rules import Thresholds
-from helpers.sources import fetch_synthetic
-from helpers.stack import wait_kafka_ready
-from helpers.stack.kafka import LocalKafka
-from helpers.topics import count_messages, read_topic
+from helpers.core.rules import Thresholds
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.clients import make_producer
+from helpers.infra.environment import child_env
+from helpers.infra.kafka import LocalKafka
+from helpers.infra.status import wait_kafka_ready
+from helpers.pipeline.produce import replay_bars
+from helpers.pipeline.route import run_router
+from helpers.pipeline.sources import fetch_synthetic
+from helpers.pipeline.topics import count_messages, read_topic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from strategies import records  # noqa: E402
@@ -54,8 +55,8 @@ def test_a_running_router_puts_every_record_in_exactly_one_place(settings, paylo
     """Whatever arrives, the router neither dies nor loses or doubles a record."""
     import uuid
 
-    from helpers.clients import make_admin
-    from helpers.topics import delete_topics, ensure_topics
+    from helpers.infra.clients import make_admin
+    from helpers.pipeline.topics import delete_topics, ensure_topics
 
     mine = settings.with_namespace(f"h{uuid.uuid4().hex[:10]}")
     admin = make_admin(mine)
@@ -94,8 +95,8 @@ def route_in_background(namespace: str, exactly_once: bool) -> subprocess.Popen:
 def test_router_killed_mid_stream_loses_nothing(isolated):
     """Both delivery modes side by side, each in a namespace of its own: the restarted router
     waits out its dead twin's session (45 s) in both at once."""
-    from helpers.clients import make_admin
-    from helpers.topics import delete_topics, ensure_topics
+    from helpers.infra.clients import make_admin
+    from helpers.pipeline.topics import delete_topics, ensure_topics
 
     modes = {"at-least-once": isolated.with_namespace(isolated.namespace + "-alo"),
              "exactly-once": isolated.with_namespace(isolated.namespace + "-eos")}

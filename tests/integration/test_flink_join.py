@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from helpers import flinksql, rules, schemas
-from helpers.clients import make_admin
-from helpers.topics import delete_topics, ensure_topics
+from helpers.core import rules, schemas
+from helpers.infra.clients import make_admin
+from helpers.pipeline import flinksql
+from helpers.pipeline.topics import delete_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
 

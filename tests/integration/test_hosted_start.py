@@ -25,7 +25,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from helpers.stack.processes import free_port, stop_process
+from helpers.infra.processes import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 

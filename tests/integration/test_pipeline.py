@@ -1,16 +1,17 @@
 """Ingest → replay → route against the real stack: nothing lost, counts checked independently."""
 import json
+import time
 
 import pytest
 from sqlalchemy import text
 
-from helpers.clients import make_producer
-from helpers.db import count_bars, read_bars
-from helpers.produce import replay_bars
-from helpers.route import run_router
-from helpers.rules import Thresholds
-from helpers.sources import fetch_bars
-from helpers.topics import read_topic, topic_counts
+from helpers.core.rules import Thresholds
+from helpers.infra.clients import make_producer
+from helpers.pipeline.db import count_bars, read_bars
+from helpers.pipeline.produce import replay_bars
+from helpers.pipeline.route import run_router
+from helpers.pipeline.sources import fetch_bars
+from helpers.pipeline.topics import count_messages, read_topic, topic_counts
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +75,18 @@ def test_router_resumes_from_committed_offsets(isolated):
     second = run_router(isolated, Thresholds(), progress=False)
     assert (first.consumed, second.consumed) == (150, 150)
     assert topic_counts([isolated.topics.variations], isolated)[isolated.topics.variations] == 300
+
+
+def test_a_paced_replay_stops_when_asked_and_counts_what_it_sent(isolated):
+    """LivePipeline.stop() reaches the replay: set from another thread, `stop` ends it after the message
+    in hand; what it sent is delivered and counted, nothing more."""
+    import threading
+
+    bars = fetch_bars("synthetic", n_tickers=2, n_bars=1000, seed=5)
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    started = time.monotonic()
+    report = replay_bars(bars, settings=isolated, rate=200, progress=False, stop=stop)
+    assert time.monotonic() - started < 10
+    assert 50 < report.delivered < len(bars) and report.failed == 0
+    assert count_messages(isolated.topics.pricelist, isolated) == report.delivered

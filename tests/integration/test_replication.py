@@ -9,22 +9,21 @@ import pandas as pd
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from helpers.clients import make_admin
-from helpers.config import PROJECT_ROOT
-from helpers.replication import (
+from helpers.core.settings import PROJECT_ROOT
+from helpers.core.waiting import wait_until
+from helpers.infra.clients import make_admin
+from helpers.infra.lab import start_lab_cluster, sweep_stale_labs
+from helpers.pipeline.replication import (
     election_seconds,
     messages_in_topic,
     partition_leaders,
     read_sequence_numbers,
     replay_numbered,
-    start_lab_cluster,
-    sweep_stale_labs,
     tally_runs,
     wait_for_isr,
     watch_partitions,
 )
-from helpers.sources import fetch_sample
-from helpers.waiting import wait_until
+from helpers.pipeline.sources import fetch_sample
 
 pytestmark = pytest.mark.integration
 
@@ -90,8 +89,9 @@ def lab_processes(root: str) -> list[int]:
 @pytest.mark.parametrize("ending", ["os._exit(1)", "sys.exit(0)"])
 def test_lab_cluster_never_outlives_its_process(settings, ending):
     """Crash (no atexit: the JVMs die with their parent) or plain exit (atexit closes the cluster)."""
-    code = ("import os, sys; from helpers.replication import start_lab_cluster; "
-            "lab = start_lab_cluster(); print(lab.root, flush=True); " + ending)
+    code = ("import os, sys; from helpers.infra.lab import start_lab_cluster; "
+            "from helpers.infra.environment import load_settings; "
+            "lab = start_lab_cluster(load_settings()); print(lab.root, flush=True); " + ending)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
                          cwd=PROJECT_ROOT, env={**os.environ, "WORKBOOK_STACK": "local"})
     root = out.stdout.split()[0]

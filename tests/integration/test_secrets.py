@@ -12,10 +12,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.config import PROJECT_ROOT, child_env, load_settings
-from helpers.flinksql import LOG_DIR
-from helpers.notebooks import run_notebooks
-from helpers.stack.mariadb import LocalMariaDB
+from helpers.classroom.notebooks import run_notebooks
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.environment import child_env, load_settings
+from helpers.infra.mariadb import LocalMariaDB
+from helpers.pipeline.flinksql import LOG_DIR
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "massive"

@@ -10,9 +10,10 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from helpers.config import PROJECT_ROOT, child_env
-from helpers.notebooks import notebook_paths
-from helpers.stack.processes import free_port
+from helpers.classroom.notebooks import notebook_paths
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.environment import child_env
+from helpers.infra.processes import free_port
 
 pytestmark = pytest.mark.integration
 LIMIT_S = 10

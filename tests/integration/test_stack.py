@@ -12,13 +12,16 @@ import pytest
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import NewTopic
 
-from helpers.clients import make_admin, make_consumer, make_producer
-from helpers.config import PROJECT_ROOT, load_settings
-from helpers.db import candle_prices, make_engine, read_bars, store_bars
-from helpers.errors import StackError
-from helpers.stack import local_up, stack_down, stack_status, stack_up
-from helpers.stack.processes import free_port, port_is_free
-from helpers.topics import reset_topics
+from helpers.core.errors import StackError
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.clients import make_admin, make_consumer, make_producer
+from helpers.infra.database import make_engine
+from helpers.infra.environment import load_settings
+from helpers.infra.processes import free_port, port_is_free
+from helpers.infra.stack import local_up, stack_down, stack_up
+from helpers.infra.status import stack_status
+from helpers.pipeline.db import candle_prices, read_bars, store_bars
+from helpers.pipeline.topics import reset_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from processes import processes_using  # noqa: E402
@@ -161,8 +164,8 @@ def three_node_settings(settings, tmp_path):
 
 
 def test_three_node_kafka_status_per_node_and_down_leaves_nothing(three_node_settings):
-    from helpers.stack.kafka import LocalKafka
-    from helpers.stack.status import status_kafka_nodes, wait_kafka_ready
+    from helpers.infra.kafka import LocalKafka
+    from helpers.infra.status import status_kafka_nodes, wait_kafka_ready
 
     s = three_node_settings
     kafka = LocalKafka.for_settings(s)

@@ -1,18 +1,21 @@
 """The buy join on the stack's engine (Flink here) and live mode, against the pandas reference."""
+from contextlib import closing
+
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-from helpers.clients import make_admin, make_consumer
-from helpers.errors import StreamSqlError, WaitTimeout
-from helpers.flinksql import FlinkJob
-from helpers.live import LivePipeline, apply_to_pipeline
-from helpers.produce import replay_bars
-from helpers.route import run_router
-from helpers.rules import Thresholds, alerts_frame, buy_signals, variations_frame
-from helpers.sources import fetch_sample, fetch_synthetic
-from helpers.streamsql import compare_rows, read_buy, run_buy_query, wait_until_caught_up
-from helpers.topics import delete_groups, topic_counts
-from helpers.whatif import what_if
+from helpers.core.errors import StreamSqlError, WaitTimeout
+from helpers.core.rules import Thresholds, alerts_frame, buy_signals, variations_frame
+from helpers.core.whatif import what_if
+from helpers.infra.clients import batches_to_end, make_admin, make_consumer
+from helpers.infra.workbook import Workbook
+from helpers.pipeline.flinksql import FlinkJob
+from helpers.pipeline.live import LivePipeline, apply_to_pipeline
+from helpers.pipeline.produce import replay_bars
+from helpers.pipeline.route import run_router
+from helpers.pipeline.sources import fetch_sample, fetch_synthetic
+from helpers.pipeline.streamsql import compare_rows, read_buy, run_buy_query, wait_until_caught_up
+from helpers.pipeline.topics import delete_groups, topic_counts
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +30,8 @@ def routed_sample(isolated):
 
 
 @pytest.mark.parametrize("threshold", [0.05, 0.02])
-def test_buy_topic_equals_reference_on_sample(isolated, routed_sample, threshold):
-    run = run_buy_query(isolated, threshold, until_caught_up=True)
+def test_buy_topic_equals_reference_on_sample(isolated, isolated_wb, routed_sample, threshold):
+    run = run_buy_query(isolated_wb, threshold, until_caught_up=True)
     got = read_buy(isolated)
     expected = buy_signals(alerts_frame(routed_sample, 195), variations_frame(routed_sample), threshold)
     assert len(expected) > 0
@@ -37,11 +40,11 @@ def test_buy_topic_equals_reference_on_sample(isolated, routed_sample, threshold
     assert run.engine in ("flink", "ksqldb")
 
 
-def test_live_pipeline_matches_what_if(isolated):
+def test_live_pipeline_matches_what_if(isolated, isolated_wb):
     bars = fetch_synthetic(n_tickers=3, n_bars=400, seed=11)
     thresholds = Thresholds(price=100, variation=0.01)
     expected = buy_signals(alerts_frame(bars, thresholds.price), variations_frame(bars), thresholds.variation)
-    live = LivePipeline(bars, thresholds, isolated, rate=2000).start()
+    live = LivePipeline(bars, thresholds, isolated_wb, rate=2000).start()
     goal = what_if(bars, thresholds).counts
     assert goal["buy"] == len(expected) > 0
     live.wait_for(goal, timeout=180)
@@ -52,10 +55,10 @@ def test_live_pipeline_matches_what_if(isolated):
     assert compare_rows(read_buy(isolated), expected).empty
 
 
-def test_apply_to_pipeline_reaches_the_what_if_counts(isolated):
+def test_apply_to_pipeline_reaches_the_what_if_counts(isolated_wb):
     bars = fetch_synthetic(n_tickers=2, n_bars=300, seed=4)
     thresholds = Thresholds(price=90, variation=0.008)
-    counts = apply_to_pipeline(bars, thresholds, isolated, timeout=180)
+    counts = apply_to_pipeline(bars, thresholds, isolated_wb, timeout=180)
     expected = what_if(bars, thresholds).counts
     assert expected["buy"] > 0
     assert (counts == expected).all(), (counts, expected)
@@ -63,8 +66,9 @@ def test_apply_to_pipeline_reaches_the_what_if_counts(isolated):
 
 def test_flink_job_process_reports_its_error_in_one_line(settings, prefix):
     missing = settings.with_namespace(prefix)          # no topic of this namespace exists
-    with pytest.raises(StreamSqlError, match=rf"Topics missing: {missing.topics.alerts}"):
-        FlinkJob.start(missing, timeout=120)
+    with Workbook(missing) as wb, \
+            pytest.raises(StreamSqlError, match=rf"Topics missing: {missing.topics.alerts}"):
+        FlinkJob.start(wb, timeout=120)
 
 
 def test_caught_up_looks_only_at_the_current_query_group(isolated, prefix):
@@ -73,17 +77,16 @@ def test_caught_up_looks_only_at_the_current_query_group(isolated, prefix):
     replay_bars(fetch_synthetic(n_tickers=1, n_bars=20, seed=1), topic=topic, settings=isolated,
                 progress=False)
     old, current = (f"_confluent-ksql-{prefix}query_CSAS_BUY_STREAM_{n}" for n in (1, 2))
-    consumer = make_consumer(current, isolated)      # the current query has read everything
-    consumer.subscribe([topic])
-    read = 0
-    while read < 20:
-        read += sum(1 for m in consumer.consume(100, timeout=1) if not m.error())
-    consumer.commit(asynchronous=False)
-    consumer.close()
+    with closing(make_consumer(current, isolated)) as consumer:   # the current query has read everything
+        consumer.subscribe([topic])
+        read = sum(len(batch) for batch in batches_to_end(consumer, timeout=60))
+        consumer.commit(asynchronous=False)
+    assert read == 20
     admin = make_admin(isolated)
     admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(  # the old one is behind
         old, [TopicPartition(topic, p, 0) for p in range(3)])])[old].result()
-    wait_until_caught_up(isolated, "query_CSAS_BUY_STREAM_2", [topic], timeout=20)
-    with pytest.raises(WaitTimeout, match="query_CSAS_BUY_STREAM_1"):
-        wait_until_caught_up(isolated, "query_CSAS_BUY_STREAM_1", [topic], timeout=3)
+    with Workbook(isolated) as wb:
+        wait_until_caught_up(wb, "query_CSAS_BUY_STREAM_2", [topic], timeout=20)
+        with pytest.raises(WaitTimeout, match="query_CSAS_BUY_STREAM_1"):
+            wait_until_caught_up(wb, "query_CSAS_BUY_STREAM_1", [topic], timeout=3)
     delete_groups(admin, [old, current])

@@ -9,7 +9,7 @@ the notebook it runs. The course's notebooks carry none, so:
 `record` is run by hand after `make run`, and its diff of expected.json is
 reviewed like code; `build` runs before every nbval run (`make test-notebooks`).
 
-The copies nbval runs are the **solved** notebooks (`helpers.solutions`): every
+The copies nbval runs are the **solved** notebooks (`helpers.classroom.solutions`): every
 cell of the students' notebooks, and after each exercise's check its solution
 and the same check again, asserted to fail on the untouched exercise and to
 pass on the solution. One nbval run thus checks the lessons' outputs, the
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.config import PROJECT_ROOT
-from helpers.notebooks import notebook_paths
-from helpers.solutions import solved_notebook
+from helpers.classroom.notebooks import notebook_paths
+from helpers.classroom.solutions import solved_notebook
+from helpers.core.settings import PROJECT_ROOT
 
 EXPECTED = Path(__file__).with_name("expected.json")
 EXECUTED = PROJECT_ROOT / "build"

@@ -15,11 +15,13 @@ import pandas as pd
 import pytest
 
 import helpers
-from helpers import exercises, solutions
-from helpers.config import load_settings
-from helpers.course import check_stage, is_course_group, is_course_topic
-from helpers.errors import InputError
-from helpers.notebooks import notebook_paths
+from helpers.classroom import exercises, solutions
+from helpers.classroom.course import check_stage, is_course_group, is_course_topic
+from helpers.classroom.exercises import common
+from helpers.classroom.exercises import ex08_next_steps as ex08
+from helpers.classroom.notebooks import notebook_paths
+from helpers.core.errors import InputError
+from helpers.infra.environment import load_settings
 
 NOTEBOOKS = notebook_paths()
 KINDS = ("Write code", "Predict, then run", "Predict, then check", "Failure lab", "Explore, then check")
@@ -165,7 +167,7 @@ def test_check_rejection_explains_the_order_of_the_rules():
 
 @pytest.fixture(scope="module")
 def daily():
-    from helpers.sources import fetch_bars
+    from helpers.pipeline.sources import fetch_bars
 
     return fetch_bars("sample", timespan="day")
 
@@ -184,26 +186,26 @@ def test_a_students_exception_becomes_a_hint_quoting_the_line():
     def broken(bar):
         return bar["clsoe"] > 1
 
-    result, error = exercises.call("04.1", "is_sell", broken, {"close": 2})
+    result, error = common.call("04.1", "is_sell", broken, {"close": 2})
     assert result is None and not error.passed
     assert "is_sell raised KeyError: 'clsoe'" in error.message and 'bar["clsoe"]' in error.message
-    assert "not a function" in exercises.call("04.1", "is_sell", ..., 1)[1].message
+    assert "not a function" in common.call("04.1", "is_sell", ..., 1)[1].message
 
 
 def test_the_trailing_stop_reference_and_its_hint():
-    ref = exercises.reference_trailing_stop
+    ref = ex08.reference_trailing_stop
     assert ref(100.0, [101.0, 99.0, 93.0, 92.5]) == (3, "trailing stop")       # 92.5 <= 0.92 * 101
     assert ref(100.0, [100.0] * 59) is None and ref(100.0, [100.0] * 60) == (59, "time")
-    assert exercises.as_exit((2, "x")) == (2, "x") and exercises.as_exit(None) is None
-    assert "neither" in exercises.as_exit("sell")
-    hint = exercises.trailing_hint("AAPL bought", 100.0, [101.0, 99.0, 93.0, 92.5], (59, "time"),
+    assert ex08.as_exit((2, "x")) == (2, "x") and ex08.as_exit(None) is None
+    assert "neither" in ex08.as_exit("sell")
+    hint = ex08.trailing_hint("AAPL bought", 100.0, [101.0, 99.0, 93.0, 92.5], (59, "time"),
                                    (3, "trailing stop"))
     assert "sells on day 59 (time)" in hint and "8.4% below" in hint and "$101.00" in hint
 
 
 def test_a_check_result_shows_in_text_and_html():
     table = pd.DataFrame({"sells": [3]}, index=["AAPL"])
-    ok = exercises.passed("04.1", "3 sells & <done>", table)
+    ok = common.passed("04.1", "3 sells & <done>", table)
     assert repr(ok).splitlines()[0] == "✅ Exercise 04.1: passed" and "AAPL" in repr(ok)
     assert "&lt;done&gt;" in ok._repr_html_() and "<table" in ok._repr_html_()
 
@@ -243,7 +245,7 @@ def test_reset_names_a_notebook_to_start_from():
 
 
 def test_pitfalls_name_sections_and_exercises_that_exist():
-    from helpers.config import PROJECT_ROOT
+    from helpers.core.settings import PROJECT_ROOT
 
     text = (PROJECT_ROOT / "docs" / "PITFALLS.md").read_text()
     headings = {}
@@ -259,3 +261,12 @@ def test_pitfalls_name_sections_and_exercises_that_exist():
     numbers = {n for p in NOTEBOOKS for n, *_ in exercise_cells(p)}
     for number in re.findall(r"\*\*(\d\d\.\d)\*\*", text):
         assert number in numbers, f"PITFALLS names exercise {number}, which does not exist"
+
+
+def test_the_crash_lab_refuses_too_few_bars_to_crash_before_it_touches_kafka(tmp_path):
+    """With 1,000 bars and batches of 500 the loop would reach the end before batch 3, and wait for ever."""
+    settings = load_settings({"WORKBOOK_STACK": "local", "KAFKA_PORT": "1"}, dotenv=tmp_path / "x")
+    bars = pd.DataFrame({"ticker": ["AAPL"] * 1000})
+    with pytest.raises(InputError, match=r"^crash_router needs more than 1,000 bars to crash after batch 3 "
+                                         r"of 500, got 1,000\."):
+        exercises.crash_router(settings, bars, after_batches=3, batch=500)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from helpers import cli, notebooks
-from helpers.errors import InputError, WorkbookError
-from helpers.notebooks import notebook_paths
+from helpers import cli
+from helpers.classroom import notebooks
+from helpers.classroom.notebooks import notebook_paths
+from helpers.core.errors import InputError, WorkbookError
 
 
 def test_a_workbook_error_is_one_line_and_exit_2(monkeypatch, capsys):
@@ -18,6 +19,19 @@ def test_a_workbook_error_is_one_line_and_exit_2(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err == ("workbook down: speed must be a positive number (or None for as fast as possible), "
                    "got -1.\n")
+
+
+def test_a_brokers_refusal_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from confluent_kafka import KafkaError, KafkaException
+
+    def refused(args, wb):
+        raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "Not authorized: alice.x"))
+
+    monkeypatch.setattr(cli, "cmd_down", refused)
+    assert cli.main(["down"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("workbook down: Kafka refused the request "
+                                                   "(TOPIC_AUTHORIZATION_FAILED: Not authorized: alice.x)")
 
 
 def test_an_interrupt_is_exit_130(monkeypatch, capsys):

@@ -6,12 +6,12 @@ import time
 import pandas as pd
 import pytest
 
-from helpers.clients import KAFKA_LOGGER, make_producer, send
-from helpers.config import load_settings
-from helpers.errors import DeliveryError
-from helpers.rules import BUY_COLUMNS
-from helpers.stack.processes import free_port
-from helpers.streamsql import compare_rows
+from helpers.core.errors import DeliveryError, KafkaOperationError, WaitTimeout
+from helpers.core.rules import BUY_COLUMNS
+from helpers.infra.clients import KAFKA_LOGGER, batches_to_end, make_producer, refused_as_sentence, send
+from helpers.infra.environment import load_settings
+from helpers.infra.processes import free_port
+from helpers.pipeline.streamsql import compare_rows
 
 
 def test_a_queue_that_stays_full_is_a_clear_error_not_a_hang(tmp_path):
@@ -61,3 +61,46 @@ class _no_warnings:
 
     def __exit__(self, *exc):
         self.catcher.__exit__(*exc)
+
+
+class SilentConsumer:
+    """A consumer that is never given a partition (its group never forms): nothing ever arrives."""
+
+    def __init__(self):
+        self.polls = 0
+
+    def consume(self, size, timeout):
+        self.polls += 1
+        time.sleep(min(timeout, 0.05))
+        return []
+
+    def assignment(self):
+        return []
+
+
+def test_reading_to_the_end_gives_up_when_no_partition_is_ever_assigned():
+    consumer = SilentConsumer()
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout, match=r"^Reading its topics \(no partition assigned\) got nothing for "
+                                          r"0.5 s before reaching the end"):
+        for _ in batches_to_end(consumer, timeout=0.5):
+            pass
+    assert time.monotonic() - started < 3 and consumer.polls > 1
+
+
+def test_a_brokers_refusal_becomes_one_sentence_of_the_error_tree():
+    from confluent_kafka import KafkaError, KafkaException
+
+    expected = r"^Could not describe topic x: Broker: Topic authorization"
+    with pytest.raises(KafkaOperationError, match=expected), refused_as_sentence("describe topic x"):
+        raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+
+def test_the_plain_router_gives_up_instead_of_waiting_for_ever(tmp_path):
+    from helpers.pipeline.route import route_naively
+
+    dead = load_settings({"WORKBOOK_STACK": "local", "KAFKA_PORT": str(free_port())}, dotenv=tmp_path / "x")
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout, match=r"did not reach the end of pricelist within 2 s"):
+        route_naively(dead, timeout=2)
+    assert time.monotonic() - started < 15

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from helpers.config import load_settings
-from helpers.stack import kafka_version
+from helpers.infra.environment import load_settings
+from helpers.infra.status import kafka_version
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -357,7 +357,7 @@ def test_cluster_ports_follow_the_settings(services):
     """Node i is published on KAFKA_PORT + 2(i-1), as Settings.kafka_node_ports says."""
     settings = load_settings(env={"WORKBOOK_STACK": "docker", "WORKBOOK_BROKERS": "3", "KAFKA_PORT": "19092",
                                   "KAFKA_CONTROLLER_PORT": "19093"}, dotenv=ROOT / "no-such-file")
-    from helpers.stack.compose import compose_cluster_env
+    from helpers.infra.compose import compose_cluster_env
 
     env = {**compose_cluster_env(settings)}
     for name, (port, _) in zip(CLUSTER, settings.kafka_node_ports):
@@ -378,7 +378,7 @@ def test_ksqldb_follows_the_broker_count(services):
     assert interpolate(ksqldb, {}) == "kafka:29092"
     settings = load_settings(env={"WORKBOOK_STACK": "docker", "WORKBOOK_BROKERS": "3"},
                              dotenv=ROOT / "no-such-file")
-    from helpers.stack.compose import compose_cluster_env
+    from helpers.infra.compose import compose_cluster_env
 
     assert interpolate(ksqldb, compose_cluster_env(settings)) == "kafka-1:29092,kafka-2:29092,kafka-3:29092"
 
@@ -391,7 +391,7 @@ def test_three_node_heaps_fit_their_memory_limit(services, service):
 
 def test_docker_up_switches_between_one_and_three_brokers(monkeypatch):
     """The commands `workbook up` runs with Docker (no engine here: they are recorded, not run)."""
-    import helpers.stack as stack
+    import helpers.infra.stack as stack
 
     calls = []
     monkeypatch.setattr(stack, "compose", lambda *args, env=None: calls.append((args, env)))
@@ -412,7 +412,7 @@ def test_docker_up_switches_between_one_and_three_brokers(monkeypatch):
 # --- notebook 09's cluster: the `faults` profile -----------------------------------------
 
 def test_lab_cluster_has_three_brokers_and_a_controller_of_their_own(services):
-    from helpers.replication import BROKER_IDS, CONTROLLER_ID, ComposeLab
+    from helpers.infra.lab import BROKER_IDS, CONTROLLER_ID, ComposeLab
 
     assert set(ComposeLab.SERVICES) == {"lab-controller", *LAB_BROKERS}
     controller = services["lab-controller"]["environment"]
@@ -435,7 +435,7 @@ def test_lab_cluster_has_three_brokers_and_a_controller_of_their_own(services):
 
 
 def test_lab_cluster_declares_brokers_dead_as_fast_as_the_local_lab(services):
-    from helpers.replication import LAB_PROPERTIES
+    from helpers.infra.lab import LAB_PROPERTIES
 
     for name in ["lab-controller", *LAB_BROKERS]:
         env = services[name]["environment"]

@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.dashboard import ALL, Dashboard, sweep, what_if
-from helpers.rules import Thresholds
-from helpers.sources import fetch_sample, fetch_synthetic
+from helpers.core.rules import Thresholds
+from helpers.core.whatif import sweep, what_if
+from helpers.pipeline.dashboard import ALL, Dashboard
+from helpers.pipeline.sources import fetch_sample, fetch_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +94,18 @@ def test_empty_history_is_a_clear_error():
 
 
 def test_apply_button_sends_the_sliders_thresholds(bars, monkeypatch):
-    import helpers.live
+    import helpers.pipeline.live
 
     calls = []
-    monkeypatch.setattr(helpers.live, "apply_to_pipeline",
-                        lambda b, t, settings: calls.append((len(b), t, settings)) or
+    monkeypatch.setattr(helpers.pipeline.live, "apply_to_pipeline",
+                        lambda b, t, wb: calls.append((len(b), t, wb)) or
                         pd.Series({"alerts": 7, "buy": 3}))
-    dash = Dashboard(bars, settings="the-settings")
+    dash = Dashboard(bars, wb="the-workbook")
     dash.price.value, dash.variation.value = 210, 0.04
     dash.apply_button.click()
-    assert calls == [(len(bars), Thresholds(210, 0.04), "the-settings")]
+    assert calls == [(len(bars), Thresholds(210, 0.04), "the-workbook")]
     assert "<b>7</b> alerts" in dash.applied.value and not dash.apply_button.disabled
-    assert Dashboard(bars).apply_button.layout.display == "none"   # no settings, no button
+    assert Dashboard(bars).apply_button.layout.display == "none"   # no Workbook, no button
 
 
 def test_fast_picture_equals_a_full_redraw(bars):

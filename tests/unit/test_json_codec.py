@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.produce import bar_message, bar_messages, iter_bar_messages
-from helpers.schemas import PRICELIST, decode, encode, loads
-from helpers.sources import fetch_sample, fetch_synthetic
+from helpers.core.schemas import PRICELIST, decode, encode, loads
+from helpers.pipeline.produce import bar_message, bar_messages, iter_bar_messages
+from helpers.pipeline.sources import fetch_sample, fetch_synthetic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from strategies import JUNK_VALUES, records  # noqa: E402
@@ -63,7 +63,7 @@ def test_loads_equals_json_loads(raw):
 @given(st.one_of(records, st.binary(max_size=40)))
 def test_decode_is_unchanged(raw):
     """decode over the fast path agrees with decode over json.loads, error messages included."""
-    import helpers.schemas as schemas
+    import helpers.core.schemas as schemas
 
     def slow(topic, value, finite):
         original = schemas.loads

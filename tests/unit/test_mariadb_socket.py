@@ -3,9 +3,9 @@ import socket
 
 import pytest
 
-from helpers.errors import StackError
-from helpers.stack.mariadb import SOCKET_PATH_MAX, LocalMariaDB, check_socket_path
-from helpers.stack.processes import free_port
+from helpers.core.errors import StackError
+from helpers.infra.mariadb import SOCKET_PATH_MAX, LocalMariaDB, check_socket_path
+from helpers.infra.processes import free_port
 
 
 def path_of_length(base, length: int):

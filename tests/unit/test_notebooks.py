@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.config import PROJECT_ROOT
-from helpers.notebooks import notebook_paths
+from helpers.classroom.notebooks import notebook_paths
+from helpers.core.settings import PROJECT_ROOT
 
 NOTEBOOKS = notebook_paths()
 ALL_NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))

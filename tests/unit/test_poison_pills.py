@@ -9,10 +9,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.route import route_bar
-from helpers.rules import Thresholds
-from helpers.schemas import ALERTS, DEAD_LETTER, PRICELIST, VARIATIONS, decode, encode
-from helpers.validation import TICKER
+from helpers.core.rules import Thresholds
+from helpers.core.schemas import ALERTS, DEAD_LETTER, PRICELIST, VARIATIONS, decode, encode
+from helpers.core.validation import TICKER
+from helpers.pipeline.route import route_bar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from strategies import NOW, records, valid_bars  # noqa: E402
@@ -53,8 +53,8 @@ def test_a_valid_bar_is_never_dead_lettered(bar, price):
 @given(records)
 def test_the_fast_path_agrees_with_decode_and_bar_problem(raw):
     """valid_bar returns a bar only when decode would return that same bar and bar_problem finds nothing."""
-    from helpers.route import valid_bar
-    from helpers.validation import bar_problem
+    from helpers.core.validation import bar_problem
+    from helpers.pipeline.route import valid_bar
 
     fast = valid_bar(raw, NOW)
     if fast is not None:
@@ -66,6 +66,6 @@ def test_the_fast_path_agrees_with_decode_and_bar_problem(raw):
 @settings(max_examples=300, deadline=None)
 @given(valid_bars())
 def test_a_valid_bar_takes_the_fast_path(bar):
-    from helpers.route import valid_bar
+    from helpers.pipeline.route import valid_bar
 
     assert valid_bar(json.dumps(bar).encode(), NOW) == decode(PRICELIST, json.dumps(bar).encode())

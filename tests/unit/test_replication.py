@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.errors import InputError
-from helpers.replication import (
+from helpers.core.errors import InputError
+from helpers.infra.lab import check_broker
+from helpers.pipeline.replication import (
     ReplayRun,
     Tally,
-    check_broker,
     election_seconds,
     isr_at,
     merge_events,
@@ -147,10 +147,10 @@ def test_timeline_plot_has_rates_queue_and_isr():
 
 def test_docker_lab_runs_compose_kill_start_and_rm(monkeypatch, tmp_path):
     """With Docker, the lab is the `faults` profile: the commands are recorded here (no engine)."""
-    from helpers import replication
-    from helpers.config import load_settings
-    # helpers.stack.compose is also a function
-    compose_module = importlib.import_module("helpers.stack.compose")
+    from helpers.infra import lab as replication
+    from helpers.infra.environment import load_settings
+    # helpers.infra.compose is also a function
+    compose_module = importlib.import_module("helpers.infra.compose")
 
     calls = []
     monkeypatch.setattr(compose_module, "compose", lambda *args, env=None: calls.append((args, env)))
@@ -173,11 +173,11 @@ def test_docker_lab_runs_compose_kill_start_and_rm(monkeypatch, tmp_path):
 
 
 def test_docker_lab_that_fails_to_start_is_removed(monkeypatch, tmp_path):
-    from helpers import replication
-    from helpers.config import load_settings
-    from helpers.errors import StackError
-    # helpers.stack.compose is also a function
-    compose_module = importlib.import_module("helpers.stack.compose")
+    from helpers.core.errors import StackError
+    from helpers.infra import lab as replication
+    from helpers.infra.environment import load_settings
+    # helpers.infra.compose is also a function
+    compose_module = importlib.import_module("helpers.infra.compose")
 
     calls = []
 
@@ -193,9 +193,9 @@ def test_docker_lab_that_fails_to_start_is_removed(monkeypatch, tmp_path):
 
 
 def test_external_stack_cannot_host_the_lab(tmp_path):
-    from helpers import replication
-    from helpers.config import load_settings
-    from helpers.errors import StackError
+    from helpers.core.errors import StackError
+    from helpers.infra import lab as replication
+    from helpers.infra.environment import load_settings
 
     settings = load_settings({"WORKBOOK_STACK": "external", "KAFKA_BOOTSTRAP_SERVERS": "k:9092",
                               "DATABASE_URL": "mysql+pymysql://u:p@h/d"}, dotenv=tmp_path / "none")
@@ -209,8 +209,8 @@ def test_sweep_removes_only_old_lab_folders_with_nothing_running(tmp_path):
 
     import psutil
 
-    from helpers import replication
-    from helpers.config import load_settings
+    from helpers.infra import lab as replication
+    from helpers.infra.environment import load_settings
 
     settings = load_settings({"WORKBOOK_STACK": "local", "WORKBOOK_STATE_DIR": str(tmp_path)},
                              dotenv=tmp_path / "none")

@@ -5,9 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from helpers.produce import bar_message, pause_between
-from helpers.route import route_bar
-from helpers.rules import (
+from helpers.core.rules import (
     Thresholds,
     alerts_frame,
     buy_signals,
@@ -20,8 +18,10 @@ from helpers.rules import (
     variation_in,
     variations_frame,
 )
-from helpers.schemas import TopicNames, decode, encode
-from helpers.sqlfiles import render_sql, split_statements
+from helpers.core.schemas import TopicNames, decode, encode
+from helpers.pipeline.produce import bar_message, pause_between
+from helpers.pipeline.route import route_bar
+from helpers.pipeline.sqlfiles import render_sql, split_statements
 
 BAR = {"ticker": "AAPL", "ts": 1_700_000_000_000, "open": 200.0, "high": 210.0, "low": 195.0,
        "close": 196.0, "volume": 1000.0, "vwap": 203.5, "transactions": 12}
@@ -91,7 +91,7 @@ def test_reference_join_edges():
 
 
 def test_reference_join_matches_a_plain_loop_on_random_data():
-    from helpers.sources import fetch_synthetic
+    from helpers.pipeline.sources import fetch_synthetic
 
     bars = fetch_synthetic(n_tickers=3, n_bars=400, seed=2)
     alerts, variations = alerts_frame(bars, 100), variations_frame(bars)

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers.clients import client_conf
-from helpers.config import PROJECT_ROOT, ConfigError, load_settings
-from helpers.errors import InputError
-from helpers.flinksql import SHADED, kafka_login, render_buy_sql
-from helpers.sqlfiles import WithOptions, render_sql
-from helpers.stack.classroom import BrokerSecurity, ClassServer, subject_names
+from helpers.classroom.classserver import ClassServer
+from helpers.core.errors import ConfigError, InputError
+from helpers.core.settings import PROJECT_ROOT
+from helpers.infra.clients import client_conf
+from helpers.infra.environment import load_settings
+from helpers.infra.security import BrokerSecurity, subject_names
+from helpers.pipeline.flinksql import SHADED, kafka_login, render_buy_sql
+from helpers.pipeline.sqlfiles import WithOptions, render_sql
 
 PASSWORD = "s3cr'et\"pw\\x"        # a quote of each kind and a backslash
 SASL = {"WORKBOOK_STACK": "external", "KAFKA_BOOTSTRAP_SERVERS": "kafka.example.org:9092",

@@ -1,4 +1,4 @@
-"""Unit tests of helpers.sources: validation, synthetic bars, the committed sample, Massive contract."""
+"""Unit tests of helpers.pipeline.sources: validation, synthetic bars, the sample, the Massive contract."""
 from __future__ import annotations
 
 import csv
@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import rules, sources
-from helpers.validation import validate_bars
+from helpers.core import rules
+from helpers.core.bars import BAR_DTYPES
+from helpers.core.validation import validate_bars
+from helpers.pipeline import sources
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "massive"
 SECRET = "test-key-5f3b9c2e-not-real"
@@ -32,7 +34,7 @@ def test_synthetic_bars_keep_the_invariants_and_the_schema():
     bars = sources.fetch_synthetic(n_tickers=20, n_bars=5_000, seed=7)
     o, h, lo, c, vw = (bars[k].to_numpy() for k in ("open", "high", "low", "close", "vwap"))
     assert len(bars) == 100_000
-    assert bars.dtypes.astype(str).to_dict() == sources.BAR_DTYPES
+    assert bars.dtypes.astype(str).to_dict() == BAR_DTYPES
     assert (lo > 0).all() and (h >= np.maximum(o, c)).all() and (lo <= np.minimum(o, c)).all()
     assert ((vw >= lo) & (vw <= h)).all()
     assert (bars["volume"] >= 0).all() and (bars["transactions"] >= 1).all()
@@ -82,7 +84,7 @@ def test_sample_files_are_small_and_have_the_columns(timespan):
 def test_sample_loads_with_the_bar_dtypes_and_no_rejects(timespan, tickers):
     bars = sources.fetch_bars("sample", timespan=timespan)
     assert len(bars) == len(read_sample_rows(timespan)) > 10_000
-    assert bars.dtypes.astype(str).to_dict() == sources.BAR_DTYPES
+    assert bars.dtypes.astype(str).to_dict() == BAR_DTYPES
     assert bars["ts"].is_monotonic_increasing
     assert set(bars["ticker"]) == tickers
     assert validate_bars(bars)[1].empty

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers.config import load_settings, pom_property
-from helpers.errors import ServiceUnavailable, StackError
-from helpers.stack import kafka as local_kafka
-from helpers.stack import prereqs, processes, status
+from helpers.core.errors import ServiceUnavailable, StackError
+from helpers.core.settings import pom_property
+from helpers.infra import kafka as local_kafka
+from helpers.infra import prereqs, processes, status
+from helpers.infra.environment import load_settings
 
 
 def test_missing_program_as_non_root_names_the_exact_command(monkeypatch):
@@ -21,6 +22,23 @@ def test_missing_program_as_non_root_names_the_exact_command(monkeypatch):
                        match=r"mariadbd not found: run `sudo apt-get update && "
                              r"sudo apt-get install -y mariadb-server`"):
         prereqs.ensure_programs(("java", "mariadbd"))
+
+
+def test_a_notebook_kernel_never_runs_apt_and_says_what_to_run(monkeypatch):
+    calls = []
+    monkeypatch.setattr(prereqs, "find_program", lambda name: None if name == "java" else "/bin/" + name)
+    monkeypatch.setattr(prereqs.shutil, "which", lambda name, **kw: "/usr/bin/apt-get")
+    monkeypatch.setattr(prereqs.os, "geteuid", lambda: 0)                # root: apt would be allowed
+    monkeypatch.setattr(prereqs, "run_command", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(prereqs, "running_in_kernel", lambda: True)
+    with pytest.raises(StackError, match=r"^java not found: run `make up` in a terminal, which installs "
+                                         r"openjdk-17-jre-headless \(a notebook never installs"):
+        prereqs.ensure_programs(("java", "mvn"))
+    assert calls == []
+
+
+def test_outside_a_kernel_running_in_kernel_is_false():
+    assert prereqs.running_in_kernel() is False        # pytest: IPython may be imported, no kernel runs
 
 
 def test_missing_java_and_maven_without_apt(monkeypatch):
@@ -34,7 +52,7 @@ def test_missing_java_and_maven_without_apt(monkeypatch):
 def test_present_programs_need_nothing(monkeypatch):
     calls = []
     monkeypatch.setattr(prereqs, "find_program", lambda name: "/usr/bin/" + name)
-    monkeypatch.setattr(prereqs.subprocess, "run", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(prereqs, "run_command", lambda *a, **k: calls.append(a))
     prereqs.ensure_programs(("java", "mvn", "mariadbd"))
     assert calls == []
 
@@ -113,7 +131,7 @@ def test_workbook_cluster_of_three_keeps_its_own_state_folder(tmp_path):
 
 
 def test_lab_cluster_has_brokers_and_a_controller_apart(tmp_path):
-    from helpers.replication import LAB_PROPERTIES, lab_kafka
+    from helpers.infra.lab import LAB_PROPERTIES, lab_kafka
 
     settings = load_settings({"WORKBOOK_STACK": "local"}, dotenv=tmp_path / "none")
     kafka = lab_kafka(settings, tmp_path / "lab", [29092, 29094, 29096, 29093])
@@ -148,26 +166,6 @@ def test_a_cluster_needs_a_broker_and_a_controller(tmp_path):
         local_kafka.LocalKafka.cluster(settings, tmp_path, [(1, 0), (2, 0)], roles=["broker", "broker"])
 
 
-def test_a_server_started_to_die_with_its_parent_does(tmp_path):
-    """A child starts a sleeper with die_with_parent=True, then crashes (no atexit): the sleeper dies too."""
-    code = ("import sys, os; from pathlib import Path; from helpers.stack.processes import start_detached; "
-            "p = start_detached([sys.executable, '-c', 'import time; time.sleep(60)'], "
-            f"Path({str(tmp_path)!r}) / 'log', Path({str(tmp_path)!r}) / 'pid', die_with_parent=True); "
-            "print(p.pid, flush=True); os._exit(1)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
-    pid = int(out.stdout.split()[0])
-    import psutil
-
-    def gone() -> bool:
-        try:
-            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-
-    from helpers.waiting import wait_until
-    assert wait_until(gone, 10, "the orphaned sleeper to die")
-
-
 def test_status_down_says_how_to_start(monkeypatch, tmp_path):
     settings = load_settings({"WORKBOOK_STACK": "local", "KAFKA_PORT": "1", "MYSQL_PORT": "1",
                               "MYSQL_PASSWORD": "x"}, dotenv=tmp_path / "none")
@@ -189,8 +187,9 @@ def test_pom_is_the_single_source_of_versions():
 
 
 def test_light_commands_do_not_import_the_notebook_libraries():
-    code = ("import sys, helpers.cli, helpers.stack; from helpers.config import load_settings; "
-            "helpers.stack.stack_status(load_settings({'WORKBOOK_STACK': 'local', 'KAFKA_PORT': '1', "
+    code = ("import sys, helpers.cli, helpers.infra.status; "
+            "from helpers.infra.environment import load_settings; "
+            "helpers.infra.status.stack_status(load_settings({'WORKBOOK_STACK': 'local', 'KAFKA_PORT': '1', "
             "'MYSQL_PORT': '1', 'MYSQL_PASSWORD': 'x'})); "
             "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'IPython', 'pyflink', 'pandas') "
             "if m in sys.modules))")

@@ -6,11 +6,11 @@ import json
 import pandas as pd
 import pytest
 
-from helpers.route import route_bar
-from helpers.rules import Thresholds
-from helpers.schemas import BAR_COLUMNS, DEAD_LETTER
-from helpers.sources import BAR_DTYPES
-from helpers.validation import MAX_AHEAD_MS, REASONS, bar_problem, validate_bars
+from helpers.core.bars import BAR_DTYPES
+from helpers.core.rules import Thresholds
+from helpers.core.schemas import BAR_COLUMNS, DEAD_LETTER
+from helpers.core.validation import MAX_AHEAD_MS, REASONS, bar_problem, validate_bars
+from helpers.pipeline.route import route_bar
 
 NOW = 1_764_000_000_000          # a fixed "now" (2025-11-24), so the tests do not depend on the clock
 

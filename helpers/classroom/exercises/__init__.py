@@ -1,0 +1,24 @@
+"""Exercises that check themselves, one module per notebook (`ex04_routing` holds 04's checks)."""
+from __future__ import annotations
+
+from helpers.classroom.exercises.common import CheckResult, copy_topic, lab
+from helpers.classroom.exercises.ex01_ingestion import check_days_above, check_rejection
+from helpers.classroom.exercises.ex02_topics import check_max_partitions, check_one_partition
+from helpers.classroom.exercises.ex03_producing import check_double_replay, check_send_bars
+from helpers.classroom.exercises.ex04_routing import check_duplicates, check_sell_route, crash_router
+from helpers.classroom.exercises.ex05_consumer_groups import (
+    check_alert_counts,
+    check_idle_consumers,
+    check_offset_reset,
+)
+from helpers.classroom.exercises.ex06_stream_sql import check_copartitioning, check_my_buy_signals
+from helpers.classroom.exercises.ex07_dashboard import check_one_signal_price, check_router_lag
+from helpers.classroom.exercises.ex08_next_steps import check_bot_restart, check_trailing_stop
+from helpers.classroom.exercises.ex09_fault_tolerance import check_brokers_may_fail, check_missing_and_lost
+
+__all__ = ["CheckResult", "lab", "copy_topic", "crash_router", "check_rejection", "check_days_above",
+           "check_one_partition", "check_max_partitions", "check_send_bars", "check_double_replay",
+           "check_sell_route", "check_duplicates", "check_idle_consumers", "check_offset_reset",
+           "check_alert_counts", "check_copartitioning", "check_my_buy_signals",
+           "check_one_signal_price", "check_router_lag", "check_trailing_stop", "check_bot_restart",
+           "check_brokers_may_fail", "check_missing_and_lost"]

@@ -1,0 +1,53 @@
+"""What-if: the routed streams of a whole history under chosen thresholds (07_dashboard).
+
+Pure computation with the same rules as the router and the same reference
+join as notebook 05 (`helpers.core.rules`): no Kafka, no plotting.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from helpers.core.rules import JOIN_WINDOW_MS, Thresholds, alerts_frame, buy_signals, variations_frame
+from helpers.core.schemas import ALERTS, BUY, PRICELIST, VARIATIONS
+
+
+@dataclass
+class WhatIf:
+    """The routed streams for one choice of thresholds, and how long computing them took."""
+
+    thresholds: Thresholds
+    bars: pd.DataFrame
+    variations: pd.DataFrame
+    alerts: pd.DataFrame
+    buys: pd.DataFrame
+    seconds: float
+
+    @property
+    def counts(self) -> pd.Series:
+        """Messages each topic would hold: pricelist, variations, alerts, buy."""
+        return pd.Series({PRICELIST: len(self.bars), VARIATIONS: len(self.variations),
+                          ALERTS: len(self.alerts), BUY: len(self.buys)}, name="messages")
+
+
+def what_if(bars: pd.DataFrame, thresholds: Thresholds, variations: pd.DataFrame | None = None,
+            window_ms: int = JOIN_WINDOW_MS) -> WhatIf:
+    """Alerts, variations and buy signals of `bars` under `thresholds`, all at once.
+
+    `variations` may be passed precomputed: they do not depend on the thresholds.
+    """
+    start = time.perf_counter()
+    variations = variations_frame(bars) if variations is None else variations
+    alerts = alerts_frame(bars, thresholds.price)
+    buys = buy_signals(alerts, variations, thresholds.variation, window_ms)
+    return WhatIf(thresholds, bars, variations, alerts, buys, time.perf_counter() - start)
+
+
+def sweep(bars: pd.DataFrame, prices: list[float], variations: list[float]) -> pd.DataFrame:
+    """Buy signals for every pair of thresholds: rows = variation, columns = price."""
+    var_frame = variations_frame(bars)
+    return pd.DataFrame(
+        {p: [len(what_if(bars, Thresholds(p, v), var_frame).buys) for v in variations] for p in prices},
+        index=pd.Index(variations, name="variation threshold"))

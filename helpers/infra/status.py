@@ -1,0 +1,307 @@
+"""Probes of every service, common to all stacks: is it up, which version, is it ready?
+
+The only module of the stack that talks to MySQL and ksqlDB. `require_services`
+is what every CLI stage and every notebook's setup cell call first: a service
+that is down is reported in one sentence within seconds, never as a wall of
+client log lines.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from helpers.core.errors import ServiceUnavailable
+from helpers.core.settings import Settings, mask_url, pom_property
+from helpers.core.waiting import wait_until
+from helpers.infra.compose import compose_image_tag
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PROBE_TIMEOUT = 3.0
+READY_PROBE = "workbook-ready-probe"   # a group id and transactional id that only probes use
+SERVICES = ("kafka", "mysql", "stream-sql")
+
+
+@dataclass
+class ServiceStatus:
+    """What `workbook status` reports for one service."""
+
+    name: str
+    address: str
+    up: bool
+    version: str = ""
+    hint: str = ""
+    url: str = ""
+
+    def as_dict(self) -> dict:
+        """The JSON form: url only for mysql, hint only when down."""
+        data = asdict(self)
+        if not self.url:
+            data.pop("url")
+        if not self.hint:
+            data.pop("hint")
+        return data
+
+
+def start_hint(settings: Settings) -> str:
+    """How to start the services of this stack."""
+    if settings.stack == "external":
+        return "start your external services (addresses in .env)"
+    return "start the services with `make up` (or `workbook up`)"
+
+
+# --- Kafka -----------------------------------------------------------------------
+
+def kafka_cluster_id(settings: Settings, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """The cluster id when a Kafka broker answers, else None."""
+    return probe_kafka(settings, timeout)[0]
+
+
+def probe_kafka(settings: Settings, timeout: float = PROBE_TIMEOUT) -> tuple[str | None, str]:
+    """(cluster id, '') when Kafka answers; (None, why) when not, a refused login said plainly."""
+    from confluent_kafka import KafkaError
+
+    from helpers.infra.clients import make_admin
+
+    errors: list = []
+    # keep a reference to the client: a collected client abandons its futures
+    admin = make_admin(settings, {"error_cb": errors.append})
+    try:
+        return admin.describe_cluster(request_timeout=timeout).result(timeout + 1).cluster_id, ""
+    except Exception as exc:  # noqa: BLE001 - any failure means 'not answering'; the reason follows
+        errors.append(exc.args[0] if exc.args else exc)
+    admin.poll(0.1)                   # serves error_cb: a refused login or certificate is reported there
+    codes = {getattr(e, "code", lambda: None)() for e in errors}
+    security = settings.kafka_security
+    if KafkaError._AUTHENTICATION in codes:
+        return None, (f"Kafka at {settings.bootstrap_servers} refuses the login of {security.username!r} "
+                      f"({security.mechanism}): check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD in .env.")
+    if KafkaError._SSL in codes:
+        return None, (f"Kafka at {settings.bootstrap_servers} presents a certificate this client does not "
+                      "trust: set KAFKA_SSL_CA_LOCATION to the CA file your instructor or provider gives.")
+    return None, f"Kafka does not answer at {settings.bootstrap_servers}: {start_hint(settings)}."
+
+
+def kafka_version(settings: Settings) -> str:
+    """The broker's release: from the jars (local) or the compose image (docker)."""
+    if settings.stack == "local":
+        return pom_property("kafka.version")
+    if settings.stack == "docker":
+        return compose_image_tag("apache/kafka")
+    return "unknown (external)"
+
+
+class ReadinessProbe:
+    """What Kafka cannot serve yet, asked again and again with the same two clients.
+
+    A broker that answers on its port may still lack its group coordinator
+    (`__consumer_offsets` is created on first use) or its transaction
+    coordinator: notebooks would then fail with NOT_COORDINATOR. One admin
+    client asks the first three questions; one transactional producer, made
+    once the others pass, asks for a producer id (a retry of init_transactions
+    on the same producer is allowed after a time-out).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from helpers.infra.clients import make_admin
+
+        self.settings = settings
+        self.admin = make_admin(settings)
+        self.probe = settings.prefix + READY_PROBE     # a student may touch only names under their prefix
+        self.producer: Any = None
+
+    def problem(self) -> str:
+        """What Kafka cannot serve yet ('' once it serves everything the notebooks use)."""
+        from confluent_kafka import Producer
+        from confluent_kafka.admin import NewTopic
+
+        from helpers.infra.clients import client_conf
+
+        admin, probe = self.admin, self.probe
+        checks = {
+            "metadata": lambda: admin.describe_cluster(request_timeout=PROBE_TIMEOUT).result(),
+            "topic admin": lambda: admin.create_topics([NewTopic(probe, 1)], validate_only=True,
+                                                       request_timeout=PROBE_TIMEOUT)[probe].result(),
+            "the group coordinator": lambda: admin.describe_consumer_groups(
+                [probe], request_timeout=PROBE_TIMEOUT)[probe].result(),
+        }
+        for what, check in checks.items():
+            try:
+                check()
+            except Exception as exc:  # noqa: BLE001 - the reason is reported, the caller retries
+                if "GROUP_ID_NOT_FOUND" in str(exc) or "TOPIC_ALREADY_EXISTS" in str(exc):
+                    continue          # the coordinator answered: there is no such group (or topic)
+                return f"{what} ({exc.args[0] if exc.args else exc})"
+        try:
+            if self.producer is None:
+                self.producer = Producer(client_conf(self.settings, {"transactional.id": probe}))
+            self.producer.init_transactions(PROBE_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - as above
+            error = exc.args[0] if exc.args else exc
+            if getattr(error, "fatal", lambda: False)():
+                self.close()          # a fatal error ends that producer: the next try makes another
+            return f"producer ids and transactions ({error})"
+        return ""
+
+    def close(self) -> None:
+        """Close the probe's producer (it holds no message)."""
+        if self.producer is not None:
+            self.producer.close()
+            self.producer = None
+
+    def __enter__(self) -> ReadinessProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def kafka_not_ready(settings: Settings) -> str:
+    """What Kafka cannot serve yet ('' once it serves everything the notebooks use): asked once."""
+    with ReadinessProbe(settings) as probe:
+        return probe.problem()
+
+
+def wait_kafka_ready(settings: Settings, timeout: float = 120) -> None:
+    """Return once Kafka serves metadata, topic admin, groups and producer ids; else raise."""
+    seen = {"problem": ""}
+    with ReadinessProbe(settings) as probe:
+
+        def ready() -> bool:
+            seen["problem"] = probe.problem()
+            return not seen["problem"]
+
+        wait_until(ready, timeout, f"Kafka at {settings.bootstrap_servers} to be ready", interval=0.5,
+                   detail=lambda: f"; still not ready: {seen['problem']}")
+
+
+def status_kafka(settings: Settings) -> ServiceStatus:
+    """Probe Kafka."""
+    cluster_id, why = probe_kafka(settings)
+    up = cluster_id is not None
+    return ServiceStatus("kafka", settings.bootstrap_servers, up, kafka_version(settings) if up else "", why)
+
+
+def status_kafka_nodes(settings: Settings) -> list[ServiceStatus]:
+    """One status per Kafka node (kafka-1, kafka-2...): up when it answers itself and lists itself live."""
+    if settings.brokers == 1 or settings.stack == "external":
+        return [status_kafka(settings)]
+    statuses = []
+    for number, (port, _) in enumerate(settings.kafka_node_ports, 1):
+        address = f"127.0.0.1:{port}"
+        up = kafka_node_live(settings, address)
+        statuses.append(ServiceStatus(f"kafka-{number}", address, up, kafka_version(settings) if up else "",
+                                      "" if up else f"Kafka node {number} does not answer at {address}: "
+                                                    f"{start_hint(settings)}."))
+    return statuses
+
+
+def kafka_node_live(settings: Settings, address: str) -> bool:
+    """True when the node at `address` answers a metadata request and counts itself among the live brokers."""
+    from dataclasses import replace
+
+    from helpers.infra.clients import make_admin
+    from helpers.infra.processes import port_answers
+
+    host, port = address.rsplit(":", 1)
+    if not port_answers(int(port), host):
+        return False
+    admin = make_admin(replace(settings, bootstrap_servers=address))   # this node alone
+    try:
+        brokers = admin.list_topics(timeout=PROBE_TIMEOUT).brokers.values()
+    except Exception:  # noqa: BLE001 - no answer means down
+        return False
+    return any(f"{b.host}:{b.port}" == address for b in brokers)
+
+
+# --- MySQL -------------------------------------------------------------------------
+
+def mysql_address(settings: Settings) -> str:
+    """host:port of the database, from its URL."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    return f"{url.host}:{url.port or 3306}"
+
+
+def status_mysql(settings: Settings, show_secrets: bool = False) -> ServiceStatus:
+    """Probe MySQL/MariaDB with the workbook's own credentials."""
+    from helpers.infra.database import open_engine, server_version
+
+    url, address = settings.database_url, mysql_address(settings)
+    try:
+        with open_engine(settings, connect_timeout=int(PROBE_TIMEOUT)) as engine:
+            version = server_version(engine)
+        up, hint = True, ""
+    except Exception as exc:  # noqa: BLE001 - any failure means "down", said plainly
+        version, up = "", False
+        code = getattr(getattr(exc, "orig", None), "args", [None])[0]
+        if code == 1045:
+            from sqlalchemy.engine import make_url
+
+            where = ("the user and password of DATABASE_URL in .env" if settings.explicit_database_url
+                     else "MYSQL_USER and MYSQL_PASSWORD in .env, then run `make up`")
+            hint = f"MySQL at {address} refuses the login of {make_url(url).username}: check {where}."
+        else:
+            hint = f"MySQL does not answer at {address}: {start_hint(settings)}."
+    return ServiceStatus("mysql", address, up, version, hint, url if show_secrets else mask_url(url))
+
+
+# --- stream SQL ----------------------------------------------------------------------
+
+def status_stream_sql(settings: Settings) -> ServiceStatus:
+    """Probe the stream-SQL engine: ksqlDB's /info, or whether PyFlink and its Kafka connector are ready."""
+    if settings.stream_engine == "ksqldb":
+        from helpers.core.errors import KsqlError
+        from helpers.infra.ksqldb_client import KsqlClient
+
+        try:
+            with KsqlClient(settings.ksqldb_url, timeout=PROBE_TIMEOUT, auth=settings.ksqldb_auth) as client:
+                info = client.info()
+        except KsqlError as exc:
+            if exc.status == 401:
+                return ServiceStatus("stream-sql", settings.ksqldb_url, False, "", str(exc))
+            return ServiceStatus("stream-sql", settings.ksqldb_url, False, "",
+                                 f"ksqlDB does not answer at {settings.ksqldb_url}: {start_hint(settings)}.")
+        except Exception:  # noqa: BLE001 - any failure means "down"
+            return ServiceStatus("stream-sql", settings.ksqldb_url, False, "",
+                                 f"ksqlDB does not answer at {settings.ksqldb_url}: {start_hint(settings)}.")
+        return ServiceStatus("stream-sql", settings.ksqldb_url, True, f"ksqlDB {info.get('version', '?')}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    where = "local Flink session per notebook (PyFlink)"
+    try:
+        flink = version("apache-flink")
+    except PackageNotFoundError:
+        return ServiceStatus("stream-sql", where, False, "", "PyFlink is not installed: run `make setup`.")
+    up = settings.flink_connector_jar.is_file()
+    return ServiceStatus("stream-sql", where, up, f"Flink {flink}" if up else "",
+                         "" if up else "The Flink Kafka connector jar is missing: run `make up`.")
+
+
+# --- all of them ------------------------------------------------------------------------
+
+PROBES = {"kafka": status_kafka, "mysql": status_mysql, "stream-sql": status_stream_sql}
+
+
+def stack_status(settings: Settings, show_secrets: bool = False) -> list[ServiceStatus]:
+    """Status of kafka (one line per node), mysql and stream-sql."""
+    return [*status_kafka_nodes(settings), status_mysql(settings, show_secrets), status_stream_sql(settings)]
+
+
+def require_services(settings: Settings, *names: str) -> None:
+    """Raise ServiceUnavailable, in one sentence, for the first of `names` that is down."""
+    for name in names or SERVICES:
+        status = PROBES[name](settings)
+        if not status.up:
+            raise ServiceUnavailable(status.hint, service=name, address=status.address)
+
+
+def status_table(settings: Settings) -> pd.DataFrame:
+    """The status of every service as a small table (00_setup)."""
+    import pandas as pd
+
+    rows = [s.as_dict() for s in stack_status(settings)]
+    table = pd.DataFrame(rows).drop(columns=["hint"], errors="ignore").set_index("name")
+    return table.fillna("")
