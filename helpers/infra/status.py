@@ -145,10 +145,10 @@ class ReadinessProbe:
         return ""
 
     def close(self) -> None:
-        """Close the probe's producer (it holds no message)."""
-        if self.producer is not None:
-            self.producer.close()
-            self.producer = None
+        """Let the probe's producer go: it holds no message, and it is destroyed with its last
+        reference. (Producer.close() would abort a transaction that init_transactions may still be
+        starting, and librdkafka aborts the process on that.)"""
+        self.producer = None
 
     def __enter__(self) -> ReadinessProbe:
         return self
