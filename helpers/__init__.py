@@ -48,18 +48,28 @@ _EXPORTS = {
     "variation_ex": "core.rules", "variation_in": "core.rules", "route_bar": "pipeline.route",
     "run_router": "pipeline.route",
     "Router": "pipeline.route", "ROUTER_GROUP": "pipeline.route", "route_naively": "pipeline.route",
-    # 05 stream SQL
+    # 07 stream SQL: the buy join
     "alerts_frame": "core.rules", "variations_frame": "core.rules", "buy_signals": "core.rules",
     "sql_statement": "pipeline.streamsql", "run_buy_query": "pipeline.streamsql",
     "read_buy": "pipeline.streamsql",
     "compare_rows": "pipeline.streamsql",
-    # 06 dashboard
+    # 06 stream SQL you write: tables, changelogs, compaction, windows
+    "load_sql_magic": "pipeline.sqlcell", "run_sql": "pipeline.sqlcell", "SqlResult": "pipeline.sqlcell",
+    "register_lesson_tables": "pipeline.sqlcell", "course_sql": "pipeline.sqlcell",
+    "records_in": "pipeline.topics", "compact_now": "pipeline.topics", "table_from_topic": "pipeline.topics",
+    "final_watermark": "core.windows", "plot_windows": "core.plots",
+    "per_ticker_summary": "core.windows", "latest_close": "core.windows", "hourly_volume": "core.windows",
+    "moving_volume": "core.windows", "sessions": "core.windows", "five_minute_bars": "core.windows",
+    "day_ranges": "core.windows", "compare_tables": "core.windows",
+    "check_five_minute_bars": "classroom.exercises", "check_day_ranges": "classroom.exercises",
+    "check_my_join": "classroom.exercises",
+    # 08 dashboard
     "Dashboard": "pipeline.dashboard", "plot_sweep": "pipeline.dashboard",
     "read_history": "pipeline.dashboard",
     "what_if": "core.whatif", "sweep": "core.whatif",
-    # 07 live
+    # 08 live
     "LivePipeline": "pipeline.live", "LiveView": "pipeline.live", "apply_to_pipeline": "pipeline.live",
-    # 09 fault tolerance
+    # 10 fault tolerance
     "start_lab_cluster": "infra.lab", "describe_partitions": "pipeline.replication",
     "partition_leaders": "pipeline.replication", "wait_for_isr": "pipeline.replication",
     "watch_partitions": "pipeline.replication",
@@ -86,7 +96,7 @@ _EXPORTS = {
     "check_router_lag": "classroom.exercises", "check_trailing_stop": "classroom.exercises",
     "check_bot_restart": "classroom.exercises", "check_brokers_may_fail": "classroom.exercises",
     "check_missing_and_lost": "classroom.exercises",
-    # 08 next steps: an e-mail per signal, a paper-trading bot
+    # 09 next steps: an e-mail per signal, a paper-trading bot
     "smtp_server": "pipeline.notify", "signal_email": "pipeline.notify", "email_signals": "pipeline.notify",
     "PaperBot": "pipeline.paper", "ExitRule": "pipeline.paper", "backtest": "pipeline.paper",
     "profit_and_loss": "pipeline.paper",

@@ -11,6 +11,7 @@
 --   the original compared percent values with 0.02, i.e. 0.02 %;
 -- * it is cast to DOUBLE: a literal with a decimal point is a DECIMAL;
 -- * the join is on the key (ticker), not on a per-bar id;
+-- * no ABS(): variation_ex = high/low - 1 is a range, never negative;
 -- * the output carries every field of the `buy` schema, not just an id.
 --
 -- Semantics (ksqlDB docs and functional tests):
@@ -50,5 +51,5 @@ FROM ${alerts_stream} a
   INNER JOIN ${variations_stream} v
     WITHIN 5 MINUTES GRACE PERIOD 1 HOUR
     ON a.ticker = v.ticker
-WHERE ABS(v.variation_ex) > CAST(${variation_threshold} AS DOUBLE)
+WHERE v.variation_ex > CAST(${variation_threshold} AS DOUBLE)
 EMIT CHANGES;

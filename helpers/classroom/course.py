@@ -3,9 +3,9 @@
 `reset_course(wb)` (or `workbook reset` in a terminal) deletes every
 topic of the course in the student's namespace — the pipeline's five, the
 lessons' own (`minute.…`, `edges.…`, `live.…`, `handmade.…`, `lesson05.…`,
-`scratch.…`) and the exercises' (`ex01.…` to `ex08.…`) — forgets the course's
+`scratch.…`) and the exercises' (`ex01.…` to `ex09.…`) — forgets the course's
 consumer groups (the router's, the stream-SQL query's, the lessons' and the
-exercises'), drops the paper-trading bots' tables (notebook 08), drops the buy
+exercises'), drops the paper-trading bots' tables (notebook 09), drops the buy
 query and its input streams on ksqlDB (Flink SQL keeps nothing between runs:
 its offsets are the `workbook-flink-buy` group, forgotten with the others),
 and creates the five pipeline topics again, empty.
@@ -36,15 +36,15 @@ if TYPE_CHECKING:
 
     from helpers.infra.workbook import Workbook
 
-#: namespaces the lessons create inside the student's own (notebooks 04, 05, 06, 07, 08)
-LESSON_NAMESPACES = ("handmade", "lesson05", "minute", "edges", "live", "scratch", "bot")
+#: namespaces the lessons create inside the student's own (notebooks 04 to 09)
+LESSON_NAMESPACES = ("handmade", "lesson05", "minute", "edges", "live", "scratch", "bot", "sql")
 EXERCISE_NAMESPACE = re.compile(r"ex\d\d")
 #: groups of the lessons that carry no namespace of their own (notebook 04)
 LESSON_GROUPS = ("handmade-router",)
 #: notebooks whose start `to=` can rebuild: what each needs from the ones before
-STAGES = {"replay": "04", "route": "05", "buy": "07"}
-NOTEBOOKS = tuple(f"{n:02d}" for n in range(10))
-PAPER_TABLES = ("paper_trades", "paper_positions")     # notebook 08's bots: paper_…, ex08_paper_…
+STAGES = {"replay": "04", "route": "05", "minute": "07", "buy": "08"}
+NOTEBOOKS = tuple(f"{n:02d}" for n in range(11))
+PAPER_TABLES = ("paper_trades", "paper_positions")     # notebook 09's bots: paper_…, ex09_paper_…
 
 
 @dataclass
@@ -126,12 +126,12 @@ def check_stage(to: str | int | None) -> str | None:
         return None
     text = f"{to:02d}" if isinstance(to, int) and not isinstance(to, bool) else str(to)[:2]
     if text not in NOTEBOOKS:
-        raise InputError(f"to= must name a notebook from 00 to 09 (e.g. '05'), got {to!r}.")
+        raise InputError(f"to= must name a notebook from 00 to 10 (e.g. '05'), got {to!r}.")
     return text
 
 
 def drop_paper_tables(engine: Engine) -> list[str]:
-    """Drop the paper-trading bots' tables (notebook 08 and its exercises); return their names."""
+    """Drop the paper-trading bots' tables (notebook 09 and its exercises); return their names."""
     from sqlalchemy import MetaData, inspect
 
     names = [t for t in inspect(engine).get_table_names() if t.endswith(PAPER_TABLES)]
@@ -157,7 +157,8 @@ def reingest_samples(engine: Engine) -> int:
 
 
 def rebuild(wb: Workbook, stage: str) -> dict[str, int]:
-    """Run the stages of the notebooks before `stage`: replay (04), route (05), buy join (07)."""
+    """Run the stages of the notebooks before `stage`: replay (04), route (05), the minute pipeline
+    (07: what notebook 06 builds), the buy join (08)."""
     from helpers.pipeline.db import read_bars
     from helpers.pipeline.produce import replay_bars
     from helpers.pipeline.route import run_router
@@ -175,6 +176,10 @@ def rebuild(wb: Workbook, stage: str) -> dict[str, int]:
     replay_bars(bars, settings=settings, progress=False)
     if stage >= STAGES["route"]:
         run_router(settings, progress=False)
+    if stage >= STAGES["minute"]:
+        minute = settings.within("minute")
+        replay_bars(read_bars(wb.engine, "minute"), settings=minute, progress=False)
+        run_router(minute, progress=False)
     if stage >= STAGES["buy"]:
         run_buy_query(wb)
     return topic_counts(topics.all, settings).loc[lambda c: c > 0].to_dict()

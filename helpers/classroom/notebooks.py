@@ -21,6 +21,15 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
     return [p for p in paths if not names or p.stem in names or p.name in names]
 
 
+def remove_stale_copies(folder: Path) -> list[str]:
+    """Delete executed copies in `folder` of notebooks the course no longer has (renamed or removed)."""
+    current = {p.name for p in notebook_paths()}
+    stale = [p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.name not in current]
+    for path in stale:
+        path.unlink()
+    return sorted(p.name for p in stale)
+
+
 def failure(exc: Exception) -> str:
     """One line saying why a notebook stopped."""
     if isinstance(exc, CellTimeoutError):
@@ -38,6 +47,7 @@ def run_notebooks(output: Path, names: list[str] | None = None, timeout: int = 9
     copy would only show them stuck at 0 %.
     """
     output.mkdir(parents=True, exist_ok=True)
+    remove_stale_copies(output)
     rows = []
     for path in notebook_paths(names):
         nb = nbformat.read(path, as_version=4)

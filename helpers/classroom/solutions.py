@@ -32,6 +32,15 @@ SOLUTIONS = PROJECT_ROOT / "solutions"
 BLOCK = re.compile(r"^# %% EXERCISE (\d\d\.\d+)\s*$", re.MULTILINE)
 EXERCISE_ID = re.compile(r"^exercise-(\d\d)-(\d+)$")
 FIRST_LINE = "# EXERCISE {number} — edit this cell"
+SQL_FIRST_LINE = "-- EXERCISE {number} — edit this cell"     # the line after a `%%sql` cell's magic
+
+
+def marks_exercise(source: str, number: str) -> bool:
+    """True when a cell starts with the exercise's marker (after its `%%sql` line, in a SQL cell)."""
+    lines = source.splitlines()
+    if lines and lines[0].startswith("%%sql"):
+        return len(lines) > 1 and lines[1].startswith(SQL_FIRST_LINE.format(number=number))
+    return source.startswith(FIRST_LINE.format(number=number))
 
 
 def exercise_number(cell_id: str) -> str | None:
@@ -100,9 +109,10 @@ def solve(nb, solutions: dict[str, str], name: str = "notebook"):
             pending = None
             continue
         if number:
-            if not cell.source.startswith(FIRST_LINE.format(number=number)):
+            if not marks_exercise(cell.source, number):
                 raise InputError(f"{name}: exercise {number} must start with "
-                                 f"'{FIRST_LINE.format(number=number)}'.")
+                                 f"'{FIRST_LINE.format(number=number)}' (or, in a %%sql cell, "
+                                 f"have '{SQL_FIRST_LINE.format(number=number)}' on its second line).")
             pending = number
         cells.append(cell)
     if pending:

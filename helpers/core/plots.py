@@ -190,7 +190,7 @@ def figure_and_axes(ax=None, figsize=None):
 
 
 def plot_equity(curve: pd.DataFrame, capital: float, *, title: str | None = None, ax=None):
-    """The paper-trading bot's equity over market time (USD), with its starting capital (08_next_steps)."""
+    """The paper-trading bot's equity over market time (USD), with its starting capital (09_next_steps)."""
     fig, ax = figure_and_axes(ax)
     days = curve.index.tz_localize(None) if getattr(curve.index, "tz", None) else curve.index
     ax.plot(days, curve["equity"], color="tab:green", lw=1.8, label="equity = cash + holdings")
@@ -201,4 +201,20 @@ def plot_equity(curve: pd.DataFrame, capital: float, *, title: str | None = None
     ax.yaxis.set_major_formatter(lambda value, _: f"${value:,.0f}")
     _time_axis(ax)
     ax.legend(loc="center left", fontsize="small")   # between the two lines
+    return fig, ax
+
+
+def plot_windows(windows: dict[str, pd.DataFrame], column: str, *, title: str, ylabel: str, ax=None):
+    """Each window of each frame as a horizontal segment from its start to its end at its value:
+    tumbling windows tile the time axis, hopping ones overlap (06_stream_sql)."""
+    fig, ax = figure_and_axes(ax, figsize=(11, 4.5))
+    for (label, frame), color in zip(windows.items(), ("tab:blue", "tab:orange", "tab:green"), strict=False):
+        start = frame["window_start"].dt.tz_localize(None) if frame["window_start"].dt.tz else \
+            frame["window_start"]
+        end = frame["window_end"].dt.tz_localize(None) if frame["window_end"].dt.tz else frame["window_end"]
+        ax.hlines(frame[column], start, end, colors=color, lw=2.5, label=f"{label} ({len(frame)} windows)")
+    ax.set(title=title, ylabel=ylabel, xlabel="event time (UTC)")
+    ax.set_ylim(bottom=0)
+    _time_axis(ax)
+    ax.legend(loc="upper right", fontsize="small")
     return fig, ax

@@ -1,4 +1,4 @@
-"""The trading rules, as pure functions (04_routing, 06_stream_sql, 07_dashboard).
+"""The trading rules, as pure functions (04_routing, 07_stream_joins, 08_dashboard).
 
 One definition of "$195 and 5 %" serves the router (one bar at a time), the
 dashboard (whole columns at once: every rule works on floats and on pandas
@@ -79,8 +79,8 @@ def is_alert(close, price_threshold: float = PRICE_THRESHOLD):
 
 
 def is_big_variation(var_ex, variation_threshold: float = VARIATION_THRESHOLD):
-    """True when |variation_ex| is strictly above the variation threshold."""
-    return abs(var_ex) > variation_threshold
+    """True when variation_ex (high/low − 1, never negative) is strictly above the variation threshold."""
+    return var_ex > variation_threshold
 
 
 # --- one bar -> the messages the router sends --------------------------------

@@ -213,7 +213,7 @@ class Settings:
     mysql_password: str = field(default="", repr=False)
     explicit_database_url: str = field(default="", repr=False)
     massive_api_key: str = field(default="", repr=False)
-    smtp_host: str = ""            # '' = no SMTP server: notebook 08 starts a local sink
+    smtp_host: str = ""            # '' = no SMTP server: notebook 09 starts a local sink
     smtp_port: int = 587
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)

@@ -1,4 +1,4 @@
-"""What-if: the routed streams of a whole history under chosen thresholds (07_dashboard).
+"""What-if: the routed streams of a whole history under chosen thresholds (08_dashboard).
 
 Pure computation with the same rules as the router and the same reference
 join as notebook 05 (`helpers.core.rules`): no Kafka, no plotting.

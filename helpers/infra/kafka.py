@@ -4,7 +4,7 @@ A cluster is one or more nodes on 127.0.0.1 (KRaft, no ZooKeeper), each with
 its own ports, data directory, log and pid file under one state folder. A node
 is a broker and a controller at once (combined), or only one of them. The
 workbook's stack runs one combined node, or three (`WORKBOOK_BROKERS=3`: a
-three-voter quorum); notebook 09 starts a throw-away cluster of three brokers
+three-voter quorum); notebook 10 starts a throw-away cluster of three brokers
 and a controller of their own, so that it can kill two brokers and keep a quorum.
 With `security` (a class server, `helpers.infra.security`) the single node
 takes logins over TLS and checks every request against ACLs.
@@ -88,7 +88,7 @@ class LocalKafka:
     """A local Kafka cluster of `len(nodes)` KRaft nodes sharing one set of jars.
 
     `extra` holds server properties that override the defaults on every node
-    (notebook 09 shortens the broker session timeout), `jvm_options` JVM flags
+    (notebook 10 shortens the broker session timeout), `jvm_options` JVM flags
     added after the defaults; `die_with_parent` makes every JVM receive SIGKILL
     when the Python process that started it ends, so a throw-away cluster
     cannot outlive a crashed kernel or test.

@@ -1,4 +1,4 @@
-"""A thin client for ksqlDB's REST API, on `requests` (06_stream_sql).
+"""A thin client for ksqlDB's REST API, on `requests` (06_stream_sql, 07_stream_joins).
 
 Four calls are enough for the workbook: `execute` runs statements
 (`POST /ksql`), `query` runs a pull or push query (`POST /query-stream`,

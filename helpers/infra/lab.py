@@ -1,4 +1,4 @@
-"""A Kafka cluster to break on purpose: three brokers and a controller of their own (09_fault_tolerance).
+"""A Kafka cluster to break on purpose: three brokers and a controller of their own (10_fault_tolerance).
 
 `start_lab_cluster` starts a throw-away cluster — local JVMs on free ports in a
 temporary folder (`.stack/lab/run-*`), or the `faults` profile of
@@ -196,7 +196,7 @@ def start_lab_cluster(settings: Settings, timeout: float = 180) -> LabCluster:
         lab = ComposeLab(lab_settings, env=env)
         _OPEN.append(lab)
     else:
-        raise StackError("Notebook 09 starts a Kafka cluster of its own, with the local or the Docker "
+        raise StackError("Notebook 10 starts a Kafka cluster of its own, with the local or the Docker "
                          "stack: set WORKBOOK_STACK=local or docker (it cannot kill external brokers).")
     try:
         if isinstance(lab, ComposeLab):

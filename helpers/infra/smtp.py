@@ -1,4 +1,4 @@
-"""SMTP: a server to send through, or a local sink that keeps what it receives (08_next_steps).
+"""SMTP: a server to send through, or a local sink that keeps what it receives (09_next_steps).
 
 `SmtpServer.connect()` opens a logged-in connection (TLS when offered) and
 closes its socket on every failure; the password is never shown. Without an

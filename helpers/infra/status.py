@@ -8,7 +8,7 @@ client log lines.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from helpers.core.errors import ServiceUnavailable
 from helpers.core.settings import Settings, mask_url, pom_property
@@ -92,88 +92,65 @@ def kafka_version(settings: Settings) -> str:
     return "unknown (external)"
 
 
-class ReadinessProbe:
-    """What Kafka cannot serve yet, asked again and again with the same two clients.
+def kafka_not_ready(settings: Settings) -> str:
+    """What Kafka cannot serve yet ('' once it serves everything the notebooks use).
 
     A broker that answers on its port may still lack its group coordinator
     (`__consumer_offsets` is created on first use) or its transaction
-    coordinator: notebooks would then fail with NOT_COORDINATOR. One admin
-    client asks the first three questions; one transactional producer, made
-    once the others pass, asks for a producer id (a retry of init_transactions
-    on the same producer is allowed after a time-out).
+    coordinator: notebooks would then fail with NOT_COORDINATOR. Each call
+    makes its own clients, gone when it returns. The group coordinator is asked
+    by a consumer fetching a committed offset, not by the admin client's
+    DescribeGroups: a DescribeGroups that times out while brokers start can make
+    librdkafka abort the whole process (confluentinc/librdkafka#4605; seen twice
+    here in the three-node test).
     """
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import NewTopic
 
-    def __init__(self, settings: Settings) -> None:
-        from helpers.infra.clients import make_admin
+    from helpers.infra.clients import client_conf, make_admin
 
-        self.settings = settings
-        self.admin = make_admin(settings)
-        self.probe = settings.prefix + READY_PROBE     # a student may touch only names under their prefix
-        self.producer: Any = None
-
-    def problem(self) -> str:
-        """What Kafka cannot serve yet ('' once it serves everything the notebooks use)."""
-        from confluent_kafka import Producer
-        from confluent_kafka.admin import NewTopic
-
-        from helpers.infra.clients import client_conf
-
-        admin, probe = self.admin, self.probe
-        checks = {
-            "metadata": lambda: admin.describe_cluster(request_timeout=PROBE_TIMEOUT).result(),
-            "topic admin": lambda: admin.create_topics([NewTopic(probe, 1)], validate_only=True,
-                                                       request_timeout=PROBE_TIMEOUT)[probe].result(),
-            "the group coordinator": lambda: admin.describe_consumer_groups(
-                [probe], request_timeout=PROBE_TIMEOUT)[probe].result(),
-        }
-        for what, check in checks.items():
-            try:
-                check()
-            except Exception as exc:  # noqa: BLE001 - the reason is reported, the caller retries
-                if "GROUP_ID_NOT_FOUND" in str(exc) or "TOPIC_ALREADY_EXISTS" in str(exc):
-                    continue          # the coordinator answered: there is no such group (or topic)
-                return f"{what} ({exc.args[0] if exc.args else exc})"
+    admin = make_admin(settings)
+    probe = settings.prefix + READY_PROBE     # a student may touch only names under their prefix
+    checks = {
+        "metadata": lambda: admin.describe_cluster(request_timeout=PROBE_TIMEOUT).result(),
+        "topic admin": lambda: admin.create_topics([NewTopic(probe, 1)], validate_only=True,
+                                                   request_timeout=PROBE_TIMEOUT)[probe].result(),
+        "the group coordinator": lambda: ask_group_coordinator(settings, probe),
+        "producer ids and transactions": lambda: Producer(client_conf(
+            settings, {"transactional.id": probe})).init_transactions(PROBE_TIMEOUT),
+    }
+    for what, check in checks.items():
         try:
-            if self.producer is None:
-                self.producer = Producer(client_conf(self.settings, {"transactional.id": probe}))
-            self.producer.init_transactions(PROBE_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001 - as above
-            error = exc.args[0] if exc.args else exc
-            if getattr(error, "fatal", lambda: False)():
-                self.close()          # a fatal error ends that producer: the next try makes another
-            return f"producer ids and transactions ({error})"
-        return ""
-
-    def close(self) -> None:
-        """Let the probe's producer go: it holds no message, and it is destroyed with its last
-        reference. (Producer.close() would abort a transaction that init_transactions may still be
-        starting, and librdkafka aborts the process on that.)"""
-        self.producer = None
-
-    def __enter__(self) -> ReadinessProbe:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            check()
+        except Exception as exc:  # noqa: BLE001 - the reason is reported, the caller retries
+            if "TOPIC_ALREADY_EXISTS" in str(exc):
+                continue          # the controller answered: the probe topic exists
+            return f"{what} ({exc.args[0] if exc.args else exc})"
+    return ""
 
 
-def kafka_not_ready(settings: Settings) -> str:
-    """What Kafka cannot serve yet ('' once it serves everything the notebooks use): asked once."""
-    with ReadinessProbe(settings) as probe:
-        return probe.problem()
+def ask_group_coordinator(settings: Settings, group: str) -> None:
+    """Ask the group coordinator of `group` for a committed offset (raises while there is none)."""
+    from contextlib import closing
+
+    from confluent_kafka import TopicPartition
+
+    from helpers.infra.clients import make_consumer
+
+    with closing(make_consumer(group, settings)) as consumer:
+        consumer.committed([TopicPartition(group, 0)], timeout=PROBE_TIMEOUT)
 
 
 def wait_kafka_ready(settings: Settings, timeout: float = 120) -> None:
     """Return once Kafka serves metadata, topic admin, groups and producer ids; else raise."""
     seen = {"problem": ""}
-    with ReadinessProbe(settings) as probe:
 
-        def ready() -> bool:
-            seen["problem"] = probe.problem()
-            return not seen["problem"]
+    def ready() -> bool:
+        seen["problem"] = kafka_not_ready(settings)
+        return not seen["problem"]
 
-        wait_until(ready, timeout, f"Kafka at {settings.bootstrap_servers} to be ready", interval=0.5,
-                   detail=lambda: f"; still not ready: {seen['problem']}")
+    wait_until(ready, timeout, f"Kafka at {settings.bootstrap_servers} to be ready", interval=0.5,
+               detail=lambda: f"; still not ready: {seen['problem']}")
 
 
 def status_kafka(settings: Settings) -> ServiceStatus:

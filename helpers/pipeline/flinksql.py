@@ -1,4 +1,4 @@
-"""Run the buy join on Apache Flink SQL through PyFlink, no Docker needed (06_stream_sql).
+"""Run the buy join on Apache Flink SQL through PyFlink, no Docker needed (06_stream_sql, 07_stream_joins).
 
 PyFlink starts a local Flink (a JVM, child of the Python process) the first
 time a TableEnvironment is created; the workbook runs its jobs in a Python
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -179,6 +180,19 @@ def root_cause(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [repr(exc)]
     causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
     return causes[-1] if causes else lines[0]
+
+
+def sql_error(exc: Exception) -> str:
+    """What Flink says about a refused statement: the line of its message that gives the position (line,
+    column) when one does, else the innermost cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    placed = [line for line in lines if re.search(r"(at|From) line \d+, column \d+", line)]
+    if placed:
+        cause = root_cause(exc)
+        reason = cause.split(": ", 1)[-1]
+        where = re.search(r"((?:at|From) line \d+, column \d+)", placed[-1])
+        return f"{where.group(1) if where else ''}: {reason}"
+    return root_cause(exc)
 
 
 def check_topics(bootstrap_servers: str, *topics: str, security: KafkaSecurity = KafkaSecurity()) -> None:
@@ -352,6 +366,71 @@ class FlinkJob:
                 f"JVM peak {s.get('jvm_peak_rss_mb') or 0:.0f} MiB")
 
 
+class SqlWorkspace:
+    """The session's own TableEnvironment for SQL a student types: the tables it creates stay for the
+    next statement, as in Flink's SQL client. A query's rows go to a Kafka topic of the caller's
+    (`select`), in debezium-json: one record per change, an insert or a retraction."""
+
+    def __init__(self, security: KafkaSecurity) -> None:
+        self.security = security
+        self.t_env: Any = None
+        self.running: list[Any] = []        # INSERT jobs left running: cancelled when the session ends
+
+    def env(self, jar: str) -> Any:
+        """The workspace's TableEnvironment, made on first use."""
+        if self.t_env is None:
+            self.t_env = create_table_env(jar)
+        return self.t_env
+
+    def execute(self, jar: str, statements: list[str], wait_s: float = 300) -> list[str]:
+        """Run DDL, SET and INSERT statements one after another; return what each did. An INSERT is
+        waited for until its job ends (its sources are bounded) or `wait_s` pass (it runs on)."""
+        from py4j.protocol import Py4JJavaError
+
+        t_env, outcomes = self.env(jar), []
+        for statement in statements:
+            result = t_env.execute_sql(statement.strip().rstrip(";"))
+            client = result.get_job_client()
+            if client is None:
+                outcomes.append("done")
+                continue
+            job = str(client.get_job_id())
+            try:
+                result.wait(int(wait_s * 1000))
+                outcomes.append(f"job {job} finished")
+            except Py4JJavaError as exc:
+                if "TimeoutException" not in str(exc):
+                    raise
+                self.running.append(result)
+                outcomes.append(f"job {job} running")
+        return outcomes
+
+    def select(self, jar: str, bootstrap: str, query: str, topic: str,
+               bounded: bool) -> tuple[FlinkRun, list]:
+        """Start `query`, its rows written to `topic`; return the run and [(column, Flink type), ...]."""
+        from pyflink.table import Schema, TableDescriptor
+
+        started = time.perf_counter()
+        t_env = self.env(jar)
+        table = t_env.sql_query(query.strip().rstrip(";"))
+        columns = [(c.get_name(), c._j_column.getDataType().toString())
+                   for c in table.get_resolved_schema().get_columns()]
+        sink = TableDescriptor.for_connector("kafka") \
+            .schema(Schema.new_builder().from_resolved_schema(table.get_resolved_schema()).build()) \
+            .option("topic", topic).option("properties.bootstrap.servers", bootstrap) \
+            .option("sink.delivery-guarantee", "at-least-once") \
+            .format("debezium-json")
+        for key, value in kafka_login(self.security).items():
+            sink = sink.option(key, value)
+        name = f"result_{abs(hash((topic, started)))}"
+        t_env.create_temporary_table(name, sink.build())
+        env_s = time.perf_counter() - started
+        result = table.execute_insert(name)
+        job_id = str(result.get_job_client().get_job_id())
+        run = FlinkRun(result, job_id, env_s, time.perf_counter() - started, started=started)
+        return (run.wait() if bounded else run), columns
+
+
 def serve(requests: IO[str], answers: IO[str]) -> None:
     """The session's loop: run each request, answer with JSON lines, cancel everything at the end."""
     runs: dict[int, FlinkRun] = {}
@@ -363,6 +442,7 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
         answers.flush()
 
     security = kafka_security_from_env()            # set by FlinkSession from the parent's settings
+    workspace = SqlWorkspace(security)
     for line in requests:
         command = json.loads(line)
         request = command["id"]
@@ -378,17 +458,30 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
                 else:
                     runs[request] = run
                     say(request, "submitted", run)
+            elif command["op"] == "sql_exec":
+                say(request, "done", kinds=workspace.execute(command["jar"], command["statements"]))
+            elif command["op"] == "sql_select":
+                run, columns = workspace.select(command["jar"], command["bootstrap"], command["query"],
+                                                command["topic"], command["bounded"])
+                if command["bounded"]:
+                    say(request, "finished", run, columns=columns)
+                else:
+                    runs[request] = run
+                    say(request, "submitted", run, columns=columns)
             elif command["op"] == "cancel":
                 run = runs.pop(command["job"])
                 run.cancel()
                 say(request, "canceled", run)
         except Exception as exc:  # noqa: BLE001 - one line for the parent, not a Java trace
-            message = f"{root_cause(exc)}"
+            message = sql_error(exc) if command["op"].startswith("sql_") else root_cause(exc)
             message = mask_secrets(message, [security.password])   # Java may quote a table's options
             say(request, "error", message=message)
     for run in runs.values():                       # the parent is gone: leave nothing running
         with contextlib.suppress(Exception):
             run.cancel()
+    for result in workspace.running:
+        with contextlib.suppress(Exception):
+            result.get_job_client().cancel().result()
 
 
 if __name__ == "__main__":

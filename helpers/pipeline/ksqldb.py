@@ -1,4 +1,4 @@
-"""The buy join on ksqlDB: the course's statements of `ksql/*.sql`, filled and sent (06_stream_sql).
+"""The buy join on ksqlDB: the course's statements of `ksql/*.sql`, filled and sent (07_stream_joins).
 
 `buy_statements` fills the variation threshold only after
 `rules.check_variation_threshold` has accepted it; `create_buy_pipeline`

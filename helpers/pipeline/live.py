@@ -1,5 +1,5 @@
 """Live mode: apply chosen thresholds to the running pipeline and watch the
-real topics fill while a replay runs (07_dashboard).
+real topics fill while a replay runs (08_dashboard).
 
 The replay, the router and the stream-SQL query run together in the
 background, exactly as in separate terminals; a LiveView consumes the real

@@ -1,4 +1,4 @@
-"""E-mail for each buy signal: a consumer of `buy` with a side effect (08_next_steps).
+"""E-mail for each buy signal: a consumer of `buy` with a side effect (09_next_steps).
 
 The mailer is notebook 04's loop with an e-mail instead of a produce: it reads
 `buy` in a group of its own, sends one message per signal through SMTP, and

@@ -1,4 +1,4 @@
-"""Paper trading: a bot that buys on `buy` signals and keeps its book in MySQL (08_next_steps).
+"""Paper trading: a bot that buys on `buy` signals and keeps its book in MySQL (09_next_steps).
 
 A toy on the daily prices of 2000-2013, not advice. Its rule, stated once:
 - on a buy signal, if it holds nothing of that ticker, it buys `amount`
@@ -219,7 +219,7 @@ class PaperBot:
         """Read `buy` until caught up, one transaction per signal, committing offsets per batch.
 
         crash_after=N stops dead after the N-th signal's transaction, before
-        the batch's offsets are committed (the failure lab of 08.2).
+        the batch's offsets are committed (the failure lab of 09.2).
         """
         topic = self.settings.topics.buy
         consumer = make_consumer(self.group, self.settings)

@@ -1,4 +1,4 @@
-"""Replication and fault tolerance, measured exactly (09_fault_tolerance).
+"""Replication and fault tolerance, measured exactly (10_fault_tolerance).
 
 Leaders and in-sync replicas sampled while brokers of the lab cluster
 (helpers.infra.lab) die and return; a replay whose every message carries a

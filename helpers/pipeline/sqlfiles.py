@@ -1,4 +1,4 @@
-"""Load the SQL files under `ksql/` and fill their placeholders safely (06_stream_sql).
+"""Load the SQL files under `ksql/` and fill their placeholders safely (06_stream_sql, 07_stream_joins).
 
 A placeholder is `${name}`. Values are never pasted as free text: numbers
 must be finite, everything else must look like a topic name, a host:port

@@ -1,4 +1,4 @@
-"""Stream SQL: the buy-signal join on the active engine (06_stream_sql).
+"""Stream SQL: the buy-signal join on the active engine (07_stream_joins).
 
 ksqlDB with the Docker stack, Flink SQL (PyFlink) without it; both run the
 SQL files under `ksql/` on the same topics and write the same `buy` messages,

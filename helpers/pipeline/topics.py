@@ -26,12 +26,17 @@ from helpers.infra.clients import (
     assign_from_start,
     batches_to_end,
     make_consumer,
+    make_producer,
     refused_as_sentence,
     watermarks,
 )
 
 PARTITIONS = 3
 TOPIC_CONFIG = {"retention.ms": "-1", "cleanup.policy": "delete"}
+# A table's topic: the log cleaner keeps the last value of each key. Small segments and no lag
+# let it clean within the lesson (a segment is cleaned once closed, every segment.ms at least).
+COMPACTED = {"cleanup.policy": "compact", "segment.ms": "5000", "min.cleanable.dirty.ratio": "0.01",
+             "min.compaction.lag.ms": "0", "delete.retention.ms": "1000"}
 SHOWN_CONFIGS = ("retention.ms", "cleanup.policy", "message.timestamp.type", "min.insync.replicas")
 ADMIN_TIMEOUT_S = 60.0
 # errors that go away by themselves: a coordinator or leader still loading or moving
@@ -74,12 +79,13 @@ def admin_each(request: Callable[[list[str]], dict[Any, Future]], items: Iterabl
     return outcome
 
 
-def ensure_topics(admin: AdminClient, names: Iterable[str] = TOPICS,
-                  partitions: int = PARTITIONS) -> dict[str, str]:
-    """Create the topics that do not exist yet; return name -> 'created' or 'exists'."""
-    names = list(names)
+def ensure_topics(admin: AdminClient, names: Iterable[str] = TOPICS, partitions: int = PARTITIONS,
+                  config: dict[str, str] | None = None) -> dict[str, str]:
+    """Create the topics that do not exist yet (with `config`, by default TOPIC_CONFIG); return
+    name -> 'created' or 'exists'."""
+    names, config = list(names), config or TOPIC_CONFIG
     outcome = admin_each(
-        lambda pending: admin.create_topics([NewTopic(n, num_partitions=partitions, config=TOPIC_CONFIG)
+        lambda pending: admin.create_topics([NewTopic(n, num_partitions=partitions, config=config)
                                              for n in pending], request_timeout=30),
         names, accept={KafkaError.TOPIC_ALREADY_EXISTS: "exists"}, what="create topic")
     wait_for_topics(admin, names, present=True)
@@ -221,3 +227,55 @@ def group_offsets(admin: AdminClient, group_id: str, topics: Iterable[str],
 def consumer_lag(admin: AdminClient, group_id: str, topics: Iterable[str], settings: Settings) -> int:
     """Messages of `topics` that a consumer group has not committed yet."""
     return int(group_offsets(admin, group_id, topics, settings)["lag"].sum())
+
+
+def records_in(topic: str, settings: Settings) -> int:
+    """The records a consumer reads from the start of `topic` now (after any compaction): fewer than
+    its offsets span once the log cleaner has removed superseded values."""
+    read = 0
+    with closing(make_consumer(own_group("records", settings), settings)) as consumer:
+        if assign_from_start(consumer, [topic]):
+            for batch in batches_to_end(consumer, timeout=60, size=5000):
+                read += len(batch)
+    return read
+
+
+ROLL_KEY = b"~segment-roll"            # a tombstone that closes the active segment of a compacted topic
+
+
+def compact_now(admin: AdminClient, topic: str, settings: Settings, keys: int,
+                timeout: float = 120) -> float:
+    """Let the broker's log cleaner compact `topic` within the lesson; return the seconds it took.
+
+    Only closed segments are cleaned: once the topic's segment.ms has passed,
+    one more record (a tombstone of ROLL_KEY, deleted in turn) rolls the
+    segment; then the cleaner runs at its next check. Waits until a reader
+    sees at most `keys` + 1 records.
+    """
+    from confluent_kafka.admin import ConfigResource
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    with refused_as_sentence(f"describe topic {topic}"):
+        segment_ms = int(admin.describe_configs([resource])[resource].result()["segment.ms"].value)
+    time.sleep(segment_ms / 1000 + 0.5)
+    producer = make_producer(settings)
+    producer.produce(topic, None, ROLL_KEY)
+    if producer.flush(30):
+        raise WaitTimeout(f"The record that rolls {topic}'s segment was not delivered within 30 s.")
+    started = time.monotonic()
+    wait_until(lambda: records_in(topic, settings) <= keys + 1, timeout,
+               f"the log cleaner to compact {topic} to at most {keys + 1} records", interval=2.0)
+    return time.monotonic() - started
+
+
+def table_from_topic(topic: str, settings: Settings) -> pd.DataFrame:
+    """What a reader rebuilds from a table's topic: the last value of each key, in key order (a
+    tombstone, a key without value, deletes it)."""
+    import orjson
+
+    frame = read_topic(topic, schema="raw", settings=settings)
+    if frame.empty:
+        return pd.DataFrame()
+    last = frame.sort_values(["partition", "offset"]).groupby("key").tail(1)
+    rows = [orjson.loads(value) for value in last["value"] if value is not None]
+    return pd.DataFrame(rows).sort_values(list(pd.DataFrame(rows).columns[:1]), ignore_index=True)

@@ -147,8 +147,8 @@ def client(fake):
 
 
 def threshold_in(statement: str) -> float:
-    """The number the buy statement compares ABS(variation_ex) with."""
-    match = re.search(r"ABS\(v\.variation_ex\) > CAST\(([0-9.eE+-]+) AS DOUBLE\)", statement)
+    """The number the buy statement compares variation_ex with."""
+    match = re.search(r"v\.variation_ex > CAST\(([0-9.eE+-]+) AS DOUBLE\)", statement)
     assert match, statement
     return float(match.group(1))
 
@@ -517,3 +517,95 @@ def test_status_reports_a_refused_ksqldb_login(fake, tmp_path):
                        "KSQLDB_USERNAME": "alice", "KSQLDB_PASSWORD": "wrong-pw"}, dotenv=tmp_path / "none")
     status = status_stream_sql(s)
     assert not status.up and "refuses the login of 'alice'" in status.hint and "wrong-pw" not in status.hint
+
+
+# --- SQL a student types, and the lesson statements, on ksqlDB -----------------------------
+
+def ksqldb_workbook(fake, tmp_path):
+    """A Workbook of a ksqlDB stack pointed at the fake server."""
+    from dataclasses import replace
+
+    from helpers.infra.environment import load_settings
+    from helpers.infra.workbook import Workbook
+
+    settings = replace(load_settings({"WORKBOOK_STACK": "local", "WORKBOOK_STREAM_ENGINE": "ksqldb"},
+                                     dotenv=tmp_path / "none"), ksqldb_url=fake.url)
+    return Workbook(settings)
+
+
+def test_a_sql_cell_on_ksqldb_sends_statements_and_queries_where_documented(fake, tmp_path):
+    from helpers.pipeline.sqlcell import SqlDone, SqlResult, run_sql
+
+    fake.reply("POST", "/ksql", 200, fixture_bytes("ksql_created.json"))
+    fake.stream = ndjson("query_stream_pull.ndjson")
+    with ksqldb_workbook(fake, tmp_path) as wb:
+        done, result = run_sql(wb, "CREATE STREAM s (ticker VARCHAR KEY) WITH (KAFKA_TOPIC='t', "
+                                   "VALUE_FORMAT='JSON');\nSELECT * FROM prices WHERE ticker = 'AAPL';")
+    assert isinstance(done, SqlDone) and isinstance(result, SqlResult)
+    assert fake.paths() == ["POST /ksql", "POST /query-stream"]
+    assert fake.requests[1]["body"]["properties"] == {"auto.offset.reset": "earliest"}
+    assert result.table.to_dict("records") == [{"TICKER": "AAPL", "TS": 1703082600000, "CLOSE": 195.31},
+                                               {"TICKER": "AAPL", "TS": 1703082660000, "CLOSE": 195.47}]
+    assert result.engine == "ksqlDB" and (result.changes["op"] == "+").all()
+
+
+def test_a_refused_ksqldb_statement_is_one_sentence(fake, tmp_path):
+    from helpers.pipeline.sqlcell import run_sql
+
+    fake.reply("POST", "/ksql", 400, fixture_bytes("ksql_statement_error.json"))
+    with ksqldb_workbook(fake, tmp_path) as wb, pytest.raises(KsqlError) as refused:
+        run_sql(wb, "CREATE STREAM broken;")
+    assert "`CREATE STREAM broken;`" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def select_aliases(statement: str) -> list[str]:
+    """The output column names of a SELECT: its aliases, or its plain columns (ksqlDB upper-cases
+    unquoted names when it writes them: compared in lower case here)."""
+    body = re.search(r"SELECT(.*?)FROM", statement, re.S).group(1)
+    names = []
+    for item in body.split(",\n"):
+        item = item.strip()
+        match = re.search(r"\bAS\s+`?(\w+)`?\s*$", item, re.I)
+        names.append((match.group(1) if match else item.split(".")[-1].strip("` ")).lower())
+    return names
+
+
+@pytest.mark.parametrize("name", ["05_hourly_volume.sql", "06_moving_volume.sql", "07_sessions.sql"])
+def test_each_window_statement_gives_the_same_columns_on_both_engines(name):
+    from helpers.pipeline.sqlfiles import SQL_DIR, split_statements
+
+    [ksql] = split_statements((SQL_DIR / name).read_text())
+    [flink] = split_statements((SQL_DIR / "flink" / name).read_text())
+    assert select_aliases(ksql) == select_aliases(flink)
+    window = {"05": "WINDOW TUMBLING (SIZE 1 HOUR)",
+              "06": "WINDOW HOPPING (SIZE 15 MINUTES, ADVANCE BY 5 MINUTES)",
+              "07": "WINDOW SESSION (30 MINUTES)"}[name[:2]]
+    assert window in ksql and ksql.rstrip().endswith("EMIT CHANGES;") and "GROUP BY ticker" in ksql
+
+
+def test_the_lesson_streams_and_tables_declare_the_message_fields():
+    from helpers.core.schemas import FIELDS, PRICELIST
+    from helpers.pipeline.sqlfiles import SQL_DIR, split_statements
+
+    [stream] = split_statements((SQL_DIR / "03_lesson_streams.sql").read_text())
+    declared = [name.lower() for name, _ in declared_columns(stream)]
+    assert set(declared) <= set(FIELDS[PRICELIST]) and "TIMESTAMP='ts'" in stream
+    [table] = split_statements((SQL_DIR / "04_latest_price.sql").read_text())
+    assert "LATEST_BY_OFFSET(close)" in table and "GROUP BY ticker" in table and "CREATE TABLE" in table
+
+
+@pytest.mark.parametrize("notebook", ["06_stream_sql", "07_stream_joins"])
+def test_every_ksqldb_solution_is_a_push_query_and_the_flink_twin_gives_its_columns(notebook):
+    from helpers.classroom.solutions import read_solutions
+    from helpers.core.settings import PROJECT_ROOT
+    from helpers.pipeline.sqlfiles import split_statements
+
+    text = (PROJECT_ROOT / "solutions" / "ksql" / f"{notebook}.sql").read_text()
+    blocks = re.split(r"^-- EXERCISE (\d\d\.\d)\s*$", text, flags=re.M)[1:]
+    ksql = {number: split_statements(body)[0] for number, body in zip(blocks[::2], blocks[1::2], strict=True)}
+    flink = read_solutions(PROJECT_ROOT / "solutions" / f"{notebook}.py")
+    assert ksql and set(ksql) <= set(flink)
+    for number, statement in ksql.items():
+        assert statement.rstrip().endswith("EMIT CHANGES;") and statement.lstrip().startswith("SELECT")
+        flink_sql = re.search(r'"""(.*?)"""', flink[number], re.S).group(1)
+        assert select_aliases(statement) == select_aliases(flink_sql), number

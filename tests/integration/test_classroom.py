@@ -97,7 +97,7 @@ def test_reset_course_clears_a_students_state_only_and_rebuilds_the_start_of_05(
     for group in [*groups, neighbour.group("router")]:
         commit_offsets(group, mine.topics.alerts if group in groups else neighbour.topics.pricelist, mine)
     engine = make_engine(mine)
-    for prefix in ("paper", "ex08_paper"):
+    for prefix in ("paper", "ex09_paper"):
         define_tables(prefix)[0].create_all(engine)
     create_schema(engine)
     synthetic = fetch_bars("synthetic", n_tickers=1, n_bars=5, seed=1)
@@ -127,7 +127,7 @@ def test_reset_course_clears_a_students_state_only_and_rebuilds_the_start_of_05(
     assert topic_counts(mine.topics.all, mine).sum() == 0
     result = subprocess.run([sys.executable, "-m", "helpers.cli", "reset", "--to", "12"], cwd=PROJECT_ROOT,
                             env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "from 00 to 09" in result.stderr
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "from 00 to 10" in result.stderr
     delete_groups(admin, [neighbour.group("router")])
     delete_topics(admin, list(neighbour.topics.all))
 
@@ -200,7 +200,7 @@ def test_sell_route_check_tells_a_wrong_rule_from_a_wrong_router(isolated, daily
     assert "timestamp=" in check_sell_route(is_sell, route_without_time, isolated).message
 
 
-# --- notebook 08: the mailer and the bot ---------------------------------------------------------
+# --- notebook 09: the mailer and the bot ---------------------------------------------------------
 
 def signals_into(settings, bars):
     """The buy signals of `bars`, computed with pandas, produced into the namespace's `buy` topic."""

@@ -51,7 +51,7 @@ def variation(ticker, ts, var_ex, var_in=0.001, produced_at=None):
 ALERTS = [
     alert("AAPL", T0, 196.01),                        # window edges
     alert("MSFT", T0 + 30 * SECOND, 370.25),          # threshold edges
-    alert("NVDA", T0 + MINUTE, 495.5),                # negative variations
+    alert("NVDA", T0 + MINUTE, 495.5),                # impossible ranges: never a buy
     alert("META", T0 + 2 * MINUTE, 334.9),            # no variation at all
     alert("TSLA", T1, 252.5, produced_at=T1 + 50 * SECOND),          # 50 s late
     alert("TSLA", T1 + 2 * MINUTE, 253.0),
@@ -69,9 +69,11 @@ VARIATIONS = [
     variation("MSFT", T0 + 30 * SECOND, 0.051),              # same instant: match
     variation("MSFT", T0 + 90 * SECOND, 0.05),               # exactly the threshold: no
     variation("MSFT", T0 + 150 * SECOND, 0.0500001),         # just above: match
-    variation("NVDA", T0 - MINUTE, -0.03),                   # |x| small: no
-    variation("NVDA", T0 + 2 * MINUTE, -0.07, -0.02),        # |x| above: match
-    variation("NVDA", T0 + 3 * MINUTE, -0.05),               # |x| at threshold: no
+    # high/low − 1 is never below 0: the original's ABS(variation_ex) could only
+    # let such an impossible row through, and the join without ABS never does
+    variation("NVDA", T0 - MINUTE, -0.03),
+    variation("NVDA", T0 + 2 * MINUTE, -0.07, -0.02),        # |x| above: still no
+    variation("NVDA", T0 + 3 * MINUTE, -0.05),
     variation("TSLA", T1 + 40 * SECOND, 0.2),
     variation("TSLA", T1 - 10 * SECOND, 0.11, produced_at=T1 + 45 * SECOND),  # 55 s late
     variation("AMZN", T2 + 3 * MINUTE,                       # real prices, 3 alerts
@@ -82,12 +84,12 @@ VARIATIONS = [
 MUST_MATCH = {("AAPL", T0, T0 - 5 * MINUTE), ("AAPL", T0, T0 + 5 * MINUTE),
               ("MSFT", T0 + 30 * SECOND, T0 + 30 * SECOND),
               ("MSFT", T0 + 30 * SECOND, T0 + 150 * SECOND),
-              ("NVDA", T0 + MINUTE, T0 + 2 * MINUTE),
               ("TSLA", T1, T1 - 10 * SECOND), ("TSLA", T1 + 70 * SECOND, T1 - 10 * SECOND),
               ("AMZN", T2, T2 + 3 * MINUTE), ("AMZN", T2 + 2 * MINUTE, T2 + 6 * MINUTE)}
 NO_MATCH = {("AAPL", T0, T0 - 5 * MINUTE - 1), ("AAPL", T0, T0 + 5 * MINUTE + 1),
             ("MSFT", T0 + 30 * SECOND, T0 + 90 * SECOND),
-            ("NVDA", T0 + MINUTE, T0 - MINUTE), ("NVDA", T0 + MINUTE, T0 + 3 * MINUTE),
+            ("NVDA", T0 + MINUTE, T0 - MINUTE), ("NVDA", T0 + MINUTE, T0 + 2 * MINUTE),
+            ("NVDA", T0 + MINUTE, T0 + 3 * MINUTE),
             ("AMZN", T2, T2 + 6 * MINUTE)}
 
 
@@ -195,7 +197,7 @@ def test_render_buy_sql_fills_every_placeholder():
     ddl, insert = flinksql.render_buy_sql("127.0.0.1:29092", 0.05, "a", "v", "b", "g", True)
     assert len(ddl) == 3 and "${" not in "".join(ddl) + insert
     assert "'scan.bounded.mode' = 'latest-offset'" in ddl[0]
-    threshold = re.search(r"ABS\(v\.variation_ex\) > ([0-9.eE+-]+)", insert)
+    threshold = re.search(r"v\.variation_ex > ([0-9.eE+-]+)", insert)
     assert threshold and float(threshold.group(1)) == 0.05
     ddl, _ = flinksql.render_buy_sql("127.0.0.1:29092", 0.05, "a", "v", "b", "g", False)
     assert "'scan.bounded.mode' = 'unbounded'" in ddl[1]

@@ -1,4 +1,4 @@
-"""Notebook 09's cluster for real: a broker SIGKILLed mid-replay of 100,000 bars, nothing lost or doubled;
+"""Notebook 10's cluster for real: a broker SIGKILLed mid-replay of 100,000 bars, nothing lost or doubled;
 and the throw-away cluster leaves no process behind, whatever happens to its Python process."""
 import os
 import subprocess

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.classroom.notebooks import notebook_paths
+from helpers.classroom.notebooks import notebook_paths, remove_stale_copies
 from helpers.classroom.solutions import solved_notebook
 from helpers.core.settings import PROJECT_ROOT
 
@@ -67,6 +67,7 @@ def build() -> list[Path]:
     """Solved copies of the notebooks in build/nbval/ whose checked cells hold their expected outputs."""
     expected = json.loads(EXPECTED.read_text())
     REFERENCE.mkdir(parents=True, exist_ok=True)
+    remove_stale_copies(REFERENCE)
     written = []
     for path in notebook_paths():
         nb = solved_notebook(path)

@@ -18,13 +18,14 @@ import helpers
 from helpers.classroom import exercises, solutions
 from helpers.classroom.course import check_stage, is_course_group, is_course_topic
 from helpers.classroom.exercises import common
-from helpers.classroom.exercises import ex08_next_steps as ex08
+from helpers.classroom.exercises import ex09_next_steps as ex09
 from helpers.classroom.notebooks import notebook_paths
 from helpers.core.errors import InputError
 from helpers.infra.environment import load_settings
 
 NOTEBOOKS = notebook_paths()
-KINDS = ("Write code", "Predict, then run", "Predict, then check", "Failure lab", "Explore, then check")
+KINDS = ("Write code", "Write SQL", "Predict, then run", "Predict, then check", "Failure lab",
+         "Explore, then check")
 
 
 def exercise_cells(path):
@@ -54,7 +55,7 @@ def test_every_notebook_from_01_has_at_least_two_checked_exercises(path):
 @pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=lambda p: p.stem)
 def test_each_exercise_is_an_edit_cell_then_a_check_from_helpers(path):
     for number, exercise, check, _ in exercise_cells(path):
-        assert exercise.source.startswith(f"# EXERCISE {number} — edit this cell\n")
+        assert solutions.marks_exercise(exercise.source, number), f"{number}: no marker line"
         assert check.id == f"check-{number.replace('.', '-')}"
         last = ast.parse(check.source).body[-1]
         assert isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
@@ -193,12 +194,12 @@ def test_a_students_exception_becomes_a_hint_quoting_the_line():
 
 
 def test_the_trailing_stop_reference_and_its_hint():
-    ref = ex08.reference_trailing_stop
+    ref = ex09.reference_trailing_stop
     assert ref(100.0, [101.0, 99.0, 93.0, 92.5]) == (3, "trailing stop")       # 92.5 <= 0.92 * 101
     assert ref(100.0, [100.0] * 59) is None and ref(100.0, [100.0] * 60) == (59, "time")
-    assert ex08.as_exit((2, "x")) == (2, "x") and ex08.as_exit(None) is None
-    assert "neither" in ex08.as_exit("sell")
-    hint = ex08.trailing_hint("AAPL bought", 100.0, [101.0, 99.0, 93.0, 92.5], (59, "time"),
+    assert ex09.as_exit((2, "x")) == (2, "x") and ex09.as_exit(None) is None
+    assert "neither" in ex09.as_exit("sell")
+    hint = ex09.trailing_hint("AAPL bought", 100.0, [101.0, 99.0, 93.0, 92.5], (59, "time"),
                                    (3, "trailing stop"))
     assert "sells on day 59 (time)" in hint and "8.4% below" in hint and "$101.00" in hint
 
@@ -240,7 +241,7 @@ def test_reset_forgets_the_course_groups_of_its_namespace_only(tmp_path):
 def test_reset_names_a_notebook_to_start_from():
     assert [check_stage(x) for x in (None, "05", 5, "05_consumer_groups")] == [None, "05", "05", "05"]
     for bad in ("5", "notebook", 12, True):
-        with pytest.raises(InputError, match="from 00 to 09"):
+        with pytest.raises(InputError, match="from 00 to 10"):
             check_stage(bad)
 
 

@@ -84,3 +84,11 @@ def test_committed_notebooks_carry_no_outputs():
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
+
+
+def test_copies_of_renamed_notebooks_leave_build(tmp_path):
+    kept = notebook_paths()[0].name
+    for name in (kept, "07_dashboard.ipynb", "99_gone.ipynb", "notes.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert notebooks.remove_stale_copies(tmp_path) == ["07_dashboard.ipynb", "99_gone.ipynb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([kept, "notes.ipynb"])

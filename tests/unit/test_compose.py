@@ -409,7 +409,7 @@ def test_docker_up_switches_between_one_and_three_brokers(monkeypatch):
     assert {env["KSQLDB_KAFKA"] for _, env in calls} == {"kafka-1:29092,kafka-2:29092,kafka-3:29092"}
 
 
-# --- notebook 09's cluster: the `faults` profile -----------------------------------------
+# --- notebook 10's cluster: the `faults` profile -----------------------------------------
 
 def test_lab_cluster_has_three_brokers_and_a_controller_of_their_own(services):
     from helpers.infra.lab import BROKER_IDS, CONTROLLER_ID, ComposeLab

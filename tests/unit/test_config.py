@@ -192,7 +192,7 @@ def test_smtp_settings_come_from_the_environment_and_the_password_is_never_shown
     assert "password ***" in str(server)
     with pytest.raises(ConfigError, match="SMTP_PORT"):
         settings(tmp_path, {"SMTP_PORT": "smtp"})
-    assert settings(tmp_path, {}).smtp_host == ""               # no server: notebook 08 uses a sink
+    assert settings(tmp_path, {}).smtp_host == ""               # no server: notebook 09 uses a sink
 
 
 # --- the number of Kafka brokers (WORKBOOK_BROKERS, `workbook up --brokers`) -------------

@@ -1,4 +1,4 @@
-"""Notebook 09's counting and timing, without services: exact tallies, elections, ISR tables, plots."""
+"""Notebook 10's counting and timing, without services: exact tallies, elections, ISR tables, plots."""
 import importlib
 
 import numpy as np
@@ -35,7 +35,7 @@ def test_each_kind_of_trouble_is_counted_once():
     counted = tally(range(9), range(6), [6, 7], [0, 1, 2, 2, 3, 3, 3, 7, 99])
     assert counted == Tally(sent=9, delivered=6, failed=2, unreported=1, read_back=9, distinct=6,
                             lost=2, missing=4, doubled=3, failed_but_present=1, unknown=1)
-    # the identity notebook 09 asserts against the broker's count
+    # the identity notebook 10 asserts against the broker's count
     assert counted.read_back == counted.delivered - counted.lost + counted.failed_but_present \
         + counted.doubled + counted.unknown
 

@@ -41,9 +41,10 @@ def test_alert_is_strictly_above_the_price():
                              "transactions": 12}
 
 
-def test_big_variation_is_strict_and_uses_the_absolute_value():
+def test_big_variation_is_strict_and_compares_the_range_itself():
+    """variation_ex = high/low − 1 is never negative: no absolute value (the original's ABS did nothing)."""
     assert not is_big_variation(0.05, 0.05)
-    assert is_big_variation(0.0500001, 0.05) and is_big_variation(-0.06, 0.05)
+    assert is_big_variation(0.0500001, 0.05) and not is_big_variation(-0.06, 0.05)
 
 
 def test_rules_work_on_columns_too():
@@ -70,10 +71,10 @@ def buy_case():
     variations = pd.DataFrame({
         "ticker": ["A", "A", "A", "A", "B", "B"],
         "ts": [15 * MIN, 15 * MIN + 1, 5 * MIN, 100 * MIN, 10 * MIN, 12 * MIN],
-        "variation_ex": [0.06, 0.07, -0.08, 0.05, 0.2, 0.01],
+        "variation_ex": [0.06, 0.07, 0.08, 0.05, 0.2, 0.01],
         "variation_in": [0.0, 0.0, 0.0, 0.0, 0.1, 0.0]})
     expected = {("A", 10 * MIN, 15 * MIN),      # exactly 5 minutes after: inclusive
-                ("A", 10 * MIN, 5 * MIN),       # 5 minutes before, negative variation: |x| counts
+                ("A", 10 * MIN, 5 * MIN),       # exactly 5 minutes before: the window reaches both ways
                 ("B", 10 * MIN, 10 * MIN)}      # same instant
     # not: 5 min + 1 ms (too late), 0.05 at threshold (not strictly above), 0.01 (small)
     return alerts, variations, expected
@@ -97,7 +98,7 @@ def test_reference_join_matches_a_plain_loop_on_random_data():
     alerts, variations = alerts_frame(bars, 100), variations_frame(bars)
     got = buy_signals(alerts, variations, 0.005)
     loop = sorted((a.ticker, a.ts, v.ts) for a in alerts.itertuples() for v in variations.itertuples()
-                  if a.ticker == v.ticker and abs(a.ts - v.ts) <= 5 * MIN and abs(v.variation_ex) > 0.005)
+                  if a.ticker == v.ticker and abs(a.ts - v.ts) <= 5 * MIN and v.variation_ex > 0.005)
     assert sorted(zip(got["ticker"], got["alert_ts"], got["variation_ts"])) == loop
     assert len(loop) > 0
 

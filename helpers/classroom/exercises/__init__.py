@@ -11,14 +11,20 @@ from helpers.classroom.exercises.ex05_consumer_groups import (
     check_idle_consumers,
     check_offset_reset,
 )
-from helpers.classroom.exercises.ex06_stream_sql import check_copartitioning, check_my_buy_signals
-from helpers.classroom.exercises.ex07_dashboard import check_one_signal_price, check_router_lag
-from helpers.classroom.exercises.ex08_next_steps import check_bot_restart, check_trailing_stop
-from helpers.classroom.exercises.ex09_fault_tolerance import check_brokers_may_fail, check_missing_and_lost
+from helpers.classroom.exercises.ex06_stream_sql import check_day_ranges, check_five_minute_bars
+from helpers.classroom.exercises.ex07_stream_joins import (
+    check_copartitioning,
+    check_my_buy_signals,
+    check_my_join,
+)
+from helpers.classroom.exercises.ex08_dashboard import check_one_signal_price, check_router_lag
+from helpers.classroom.exercises.ex09_next_steps import check_bot_restart, check_trailing_stop
+from helpers.classroom.exercises.ex10_fault_tolerance import check_brokers_may_fail, check_missing_and_lost
 
 __all__ = ["CheckResult", "lab", "copy_topic", "crash_router", "check_rejection", "check_days_above",
            "check_one_partition", "check_max_partitions", "check_send_bars", "check_double_replay",
            "check_sell_route", "check_duplicates", "check_idle_consumers", "check_offset_reset",
            "check_alert_counts", "check_copartitioning", "check_my_buy_signals",
            "check_one_signal_price", "check_router_lag", "check_trailing_stop", "check_bot_restart",
-           "check_brokers_may_fail", "check_missing_and_lost"]
+           "check_brokers_may_fail", "check_missing_and_lost", "check_five_minute_bars", "check_day_ranges",
+           "check_my_join"]

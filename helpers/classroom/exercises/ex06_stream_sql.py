@@ -1,139 +1,91 @@
-"""The checks of notebook 06_stream_sql's exercises."""
+"""The checks of notebook 06_stream_sql's exercises: SQL the student writes, run again by the check on
+the stack's engine and compared with an independent pandas computation."""
 from __future__ import annotations
 
 from typing import Any
 
 import pandas as pd
 
-from helpers.classroom.exercises.common import (
-    FIVE_MINUTES_MS,
-    PLACEHOLDER,
-    CheckResult,
-    call,
-    failed,
-    is_placeholder,
-    lab,
-    passed,
-    topic_exists,
-)
-from helpers.core.rules import VARIATION_THRESHOLD, variations_frame
-from helpers.core.settings import Settings
+from helpers.classroom.exercises.common import CheckResult, failed, passed, plural
+from helpers.core import windows
 from helpers.infra.database import open_engine
+from helpers.infra.workbook import Workbook
 from helpers.pipeline.db import read_bars
-from helpers.pipeline.topics import count_messages, read_topic
+from helpers.pipeline.sqlcell import SqlResult, run_sql
+
+OHLC = ["ticker", "window_start", "open", "high", "low", "close", "volume"]
+DAY_RANGE = ["ticker", "window_start", "bars", "low", "high"]
 
 
-def check_copartitioning(partitions: Any, survive: Any, settings: Settings) -> CheckResult:
-    """06.1: how many buy signals a partition-by-partition join finds on inputs not co-partitioned."""
-    from helpers.core.rules import buy_signals
+def rerun(ex: str, result: Any, wb: Workbook, what: str) -> tuple[pd.DataFrame | None, CheckResult | None]:
+    """The table of the student's query, run again on the engine (what they saved with %%sql --save)."""
+    if not isinstance(result, SqlResult):
+        return None, failed(ex, f"{what} is not a query's result: run your %%sql cell, which saves it with "
+                                f"--save {what}, then this check.")
+    [again] = run_sql(wb, result.statement)
+    if not isinstance(again, SqlResult):
+        return None, failed(ex, "Your statement is not a query: write a SELECT.")
+    return again.table, None
 
+
+def missing_columns(ex: str, table: pd.DataFrame, wanted: list[str]) -> CheckResult | None:
+    """A hint naming the columns the query must give, or None when it gives them all."""
+    absent = [c for c in wanted if c not in table.columns]
+    if absent:
+        return failed(ex, f"Your query gives the columns {', '.join(table.columns)}; the check needs "
+                          f"{', '.join(wanted)}. Name each with AS.")
+    return None
+
+
+def minute_bars(wb: Workbook) -> pd.DataFrame:
+    """The stored minute bars (what notebook 06 replayed into minute.pricelist)."""
+    with open_engine(wb.settings) as engine:
+        return read_bars(engine, "minute")
+
+
+def check_five_minute_bars(ohlc: Any, wb: Workbook) -> CheckResult:
+    """06.1: a query that cuts every ticker's minute bars into 5-minute bars (open, high, low, close,
+    volume), equal to pandas' resample of the same bars."""
     ex = "06.1"
-    if is_placeholder(survive):
-        return failed(ex, f"SURVIVE {PLACEHOLDER}")
-    if survive not in ("all", "some", "none"):
-        return failed(ex, f"SURVIVE must be 'all', 'some' or 'none', got {survive!r}.")
-    mine = lab("06", settings).topics
-    counts = {t: topic_exists(t, settings) for t in (mine.alerts, mine.variations)}
-    if not all(counts.values()):
-        return failed(ex, "Run the exercise cell first: it copies alerts and variations into your "
-                          "lab topics.")
-    alerts = read_topic(mine.alerts, settings=settings)
-    variations = read_topic(mine.variations, settings=settings)
-    everything = buy_signals(alerts, variations, VARIATION_THRESHOLD)
-    kept = pd.concat([buy_signals(a, variations[variations["partition"] == p], VARIATION_THRESHOLD)
-                      for p, a in alerts.groupby("partition")], ignore_index=True)
-    actual = "all" if len(kept) == len(everything) else ("none" if kept.empty else "some")
-    table = pd.DataFrame({
-        "alerts in partition": alerts.groupby("ticker")["partition"].first(),
-        "variations in partition": variations.groupby("ticker")["partition"].first(),
-        "buy signals": everything.groupby("ticker").size(),
-        "found partition by partition": kept.groupby("ticker").size(),
-    }).fillna(0).astype(int).loc[lambda t: t["buy signals"] > 0]
-    if counts[mine.variations] == counts[mine.alerts]:
-        return failed(ex, f"Both lab topics have {counts[mine.alerts]} partitions: they are co-partitioned, "
-                          "so nothing breaks. Set PARTITIONS to another count and run the exercise "
-                          "cell again.",
-                      table)
-    summary = (f"A join that reads partition n of {mine.alerts} ({counts[mine.alerts]} partitions) with "
-               f"partition n of {mine.variations} ({counts[mine.variations]}) finds {len(kept)} of "
-               f"{len(everything)} buy signals")
-    if survive == actual:
-        return passed(ex, f"{summary}: a ticker's alerts and variations meet only where the two partition "
-                          "counts happen to hash it to the same number. ksqlDB refuses such inputs; Flink "
-                          "re-distributes both by ticker and finds them all.", table)
-    return failed(ex, f"You predicted {survive!r}. {summary}. The same key goes to partition "
-                      "hash(key) mod N: change N and most keys move (see the table).", table)
+    table, wrong = rerun(ex, ohlc, wb, "ohlc")
+    if wrong:
+        return wrong
+    assert table is not None
+    if wrong := missing_columns(ex, table, OHLC):
+        return wrong
+    expected = windows.five_minute_bars(minute_bars(wb))
+    if len(table) != len(expected):
+        return failed(ex, f"Your query gives {plural(len(table), 'row')}, pandas {len(expected):,} windows "
+                          "of 5 minutes: look at the size of your windows, and at what your GROUP BY "
+                          "names (one row per ticker and window).")
+    diff = windows.compare_tables(table, expected, OHLC)
+    if diff.empty:
+        return passed(ex, f"{len(table):,} five-minute bars, equal to pandas' resample: a tumbling "
+                          "window on event time, one row per ticker and window.")
+    first = diff.iloc[0]
+    column = next((c for c in ("open", "close", "high", "low", "volume")
+                   if c in diff and diff[c].nunique() > 1), "a value")
+    where = f"{first['ticker']} at {first['window_start']}"
+    return failed(ex, f"{len(diff) // 2:,} windows differ, e.g. {where}: look at {column}. The open of a "
+                      "window is its first bar's, the close its last bar's (in event time): which "
+                      "aggregate keeps the first or the last value?")
 
 
-def as_pairs(result: Any) -> pd.DataFrame | None:
-    """A student's buy signals as (ticker, alert_ts, variation_ts) rows, or None."""
-    if not isinstance(result, pd.DataFrame) or result.shape[1] < 3:
-        return None
-    frame = result.iloc[:, :3].copy()
-    frame.columns = ["ticker", "alert_ts", "variation_ts"]
-    try:
-        return frame.astype({"ticker": str, "alert_ts": "int64", "variation_ts": "int64"})
-    except (TypeError, ValueError):
-        return None
-
-
-def pair_hint(got: pd.DataFrame, expected: pd.DataFrame, bars: pd.DataFrame, threshold: float) -> str:
-    """What separates a student's pairs from the engine's: the window's edges, its direction, >=."""
-    keys = ["ticker", "alert_ts", "variation_ts"]
-    both = got.merge(expected, how="outer", on=keys, indicator=True)
-    missing = both[both["_merge"] == "right_only"]
-    extra = both[both["_merge"] == "left_only"]
-    dt = lambda f: f["variation_ts"] - f["alert_ts"]  # noqa: E731
-    if len(missing) and (dt(got) == 0).all() and (dt(missing) != 0).any():
-        return ("You only pair a bar with itself (the two ts equal), which is all daily bars ever "
-                "need; on minute bars an alert pairs with every big variation of its ticker at most "
-                "5 minutes before or after it.")
-    if len(missing) and (dt(missing).abs() == FIVE_MINUTES_MS).all():
-        return "Pairs exactly 5 minutes apart are missing: the window is inclusive (<= 5 minutes)."
-    if len(missing) and (dt(missing) < 0).any() and not (dt(got) < 0).any():
-        return ("Pairs whose variation came before the alert are missing: the window works in "
-                "both directions.")
-    if len(extra) and (dt(extra).abs() > FIVE_MINUTES_MS).any():
-        return ("Some of your pairs are more than 5 minutes apart: both times are epoch "
-                "milliseconds (5 × 60,000).")
-    var = variations_frame(bars).set_index(["ticker", "ts"])["variation_ex"]
-    if len(extra):
-        ex_values = var.reindex(list(zip(extra["ticker"], extra["variation_ts"], strict=True))).to_numpy()
-        if (ex_values <= threshold).any():
-            return (f"Some of your variations are not strictly above {threshold:.0%}: the rule is "
-                    "high/low − 1 > threshold, as a fraction.")
-    return (f"{len(missing)} engine rows are missing from yours and {len(extra)} of yours are not "
-            f"the engine's; first difference: {both[both['_merge'] != 'both'].iloc[0][keys].to_dict()}.")
-
-
-def check_my_buy_signals(my_buy_signals: Any, settings: Settings) -> CheckResult:
-    """06.2: a pandas buy join that equals what the engine wrote, on daily (5 %) and minute (2 %) bars."""
+def check_day_ranges(ranges: Any, wb: Workbook) -> CheckResult:
+    """06.2: a query giving each ticker's bars, low and high per UTC day, equal to pandas."""
     ex = "06.2"
-    from helpers.pipeline.streamsql import read_buy
-
-    cases = [("daily", "day", VARIATION_THRESHOLD, settings),
-             ("minute", "minute", 0.02, settings.within("minute"))]
-    lines = []
-    for name, timespan, threshold, where in cases:
-        if not count_messages(where.topics.buy, settings):
-            return failed(ex, f"{where.topics.buy} is empty: run the lesson cells above first (the engine's "
-                              "rows are what your function is compared with).")
-        with open_engine(settings) as engine:
-            bars = read_bars(engine, timespan)
-        expected = read_buy(where)[["ticker", "alert_ts", "variation_ts"]].astype(
-            {"alert_ts": "int64", "variation_ts": "int64"})
-        got, error = call(ex, "my_buy_signals", my_buy_signals, bars, threshold)
-        if error:
-            return error
-        pairs = as_pairs(got)
-        if pairs is None:
-            return failed(ex, f"my_buy_signals returned {type(got).__name__}; return a DataFrame whose first "
-                              "three columns are ticker, the alert's ts and the variation's ts.")
-        same = pairs.sort_values(list(pairs.columns), ignore_index=True).equals(
-            expected.sort_values(list(expected.columns), ignore_index=True))
-        if not same:
-            return failed(ex, f"On the {name} bars at {threshold:.0%}, you found {len(pairs):,} pairs, the "
-                              f"engine {len(expected):,}. {pair_hint(pairs, expected, bars, threshold)}")
-        lines.append(f"{len(expected):,} {name} pairs at {threshold:.0%}")
-    return passed(ex, f"Your pandas join equals the engine's rows: {' and '.join(lines)}. "
-                      "Same rule, computed over the whole history at once.")
+    table, wrong = rerun(ex, ranges, wb, "ranges")
+    if wrong:
+        return wrong
+    assert table is not None
+    if wrong := missing_columns(ex, table, DAY_RANGE):
+        return wrong
+    expected = windows.day_ranges(minute_bars(wb))
+    diff = windows.compare_tables(table.astype({"bars": "int64"}), expected, DAY_RANGE)
+    if diff.empty:
+        return passed(ex, f"{len(table)} ticker-days, each with its bars, low and high, equal to pandas: "
+                          "a tumbling window of one day.")
+    days = table["window_start"].dt.strftime("%Y-%m-%d %H:%M").unique()[:3] if len(table) else []
+    return failed(ex, f"{len(table)} rows from your query, {len(expected)} ticker-days in pandas. Your "
+                      f"windows start at {', '.join(days)}…: does each window cover a whole UTC day, "
+                      "and does each row count, bound and group the bars of one ticker?")

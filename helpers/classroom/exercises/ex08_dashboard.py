@@ -1,4 +1,4 @@
-"""The checks of notebook 07_dashboard's exercises."""
+"""The checks of notebook 08_dashboard's exercises."""
 from __future__ import annotations
 
 from typing import Any
@@ -25,8 +25,8 @@ from helpers.pipeline.topics import consumer_lag, delete_topics, reset_topics
 
 
 def check_one_signal_price(price: Any, bars: pd.DataFrame) -> CheckResult:
-    """07.1: a price threshold that leaves exactly one buy signal at 5 %."""
-    ex = "07.1"
+    """08.1: a price threshold that leaves exactly one buy signal at 5 %."""
+    ex = "08.1"
     if is_placeholder(price):
         return failed(ex, f"PRICE {PLACEHOLDER}")
     if number(price) is None or price <= 0:
@@ -44,14 +44,14 @@ def check_one_signal_price(price: Any, bars: pd.DataFrame) -> CheckResult:
 
 
 def check_router_lag(predicted: Any, bars: pd.DataFrame, settings: Settings) -> CheckResult:
-    """07.2: the router's lag after a replay it did not see, and what its restart routes."""
+    """08.2: the router's lag after a replay it did not see, and what its restart routes."""
     from helpers.pipeline.produce import replay_bars
     from helpers.pipeline.route import run_router
 
-    ex = "07.2"
+    ex = "08.2"
     if wrong := not_a_number(ex, "LAG", predicted, " of bars"):
         return wrong
-    mine = lab("07", settings)
+    mine = lab("08", settings)
     years = year_of(bars["ts"])
     before, during = bars[years == 2007], bars[years == 2008]
     admin = make_admin(settings)

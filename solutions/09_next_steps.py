@@ -1,5 +1,5 @@
-# Solutions of notebook 08's exercises, for the instructor (`make solutions`).
-# %% EXERCISE 08.1
+# Solutions of notebook 09's exercises, for the instructor (`make solutions`).
+# %% EXERCISE 09.1
 def trailing_stop(entry, closes):
     """Sell 8 % below the highest close so far, or on day 60."""
     highest = entry
@@ -8,9 +8,9 @@ def trailing_stop(entry, closes):
             return day, "trailing stop"
         highest = max(highest, close)
     return (59, "time") if len(closes) >= 60 else None
-# %% EXERCISE 08.2
-lab = PaperBot(settings, rule, tables="ex08_paper", engine=wb.engine,
-               group=settings.within("ex08").group("paper-bot"))
+# %% EXERCISE 09.2
+lab = PaperBot(settings, rule, tables="ex09_paper", engine=wb.engine,
+               group=settings.within("ex09").group("paper-bot"))
 lab.reset()
 print(lab.run(crash_after=40))           # dies before committing
 print(lab.run())                         # the restart

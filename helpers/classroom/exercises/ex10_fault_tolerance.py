@@ -1,4 +1,4 @@
-"""The checks of notebook 09_fault_tolerance's exercises."""
+"""The checks of notebook 10_fault_tolerance's exercises."""
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +17,8 @@ from helpers.core.settings import Settings
 
 
 def check_brokers_may_fail(predicted: Any, topic: Any, survived: Any, refused: Any) -> CheckResult:
-    """09.1: how many brokers may be down while acks=all writes into `topic` still succeed."""
-    ex = "09.1"
+    """10.1: how many brokers may be down while acks=all writes into `topic` still succeed."""
+    ex = "10.1"
     if wrong := not_a_number(ex, "MAY_FAIL", predicted, " of brokers"):
         return wrong
     replicas = int(topic.replication_factor)
@@ -53,10 +53,10 @@ def as_seqs(value: Any) -> set[int] | None:
 
 
 def check_missing_and_lost(missing: Any, lost: Any, run: Any, settings: Settings, topic: str) -> CheckResult:
-    """09.2: the sequence numbers a replay sent that never reached the topic, and those lost silently."""
+    """10.2: the sequence numbers a replay sent that never reached the topic, and those lost silently."""
     from helpers.pipeline.replication import messages_in_topic, read_sequence_numbers
 
-    ex = "09.2"
+    ex = "10.2"
     for name, value in (("MISSING", missing), ("LOST", lost)):
         if is_placeholder(value):
             return failed(ex, f"{name} {PLACEHOLDER}")

@@ -1,4 +1,4 @@
-"""The checks of notebook 08_next_steps's exercises."""
+"""The checks of notebook 09_next_steps's exercises."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +15,7 @@ from helpers.pipeline.db import read_bars
 
 def reference_trailing_stop(entry: float, closes: Any, drop: float = 0.08,
                             days: int = 60) -> tuple[int, str] | None:
-    """08.1's rule, written by the check: 8 % below the highest close so far, or the 60th day."""
+    """09.1's rule, written by the check: 8 % below the highest close so far, or the 60th day."""
     highest = entry
     for day, close in enumerate(list(closes)[:days]):
         if close <= highest * (1 - drop):
@@ -35,11 +35,11 @@ def as_exit(decision: Any) -> tuple[int, str] | None | str:
 
 
 def check_trailing_stop(rule: Any, settings: Settings) -> CheckResult:
-    """08.1: a trailing-stop exit rule, on every signal's following days, then in a bot of its own."""
+    """09.1: a trailing-stop exit rule, on every signal's following days, then in a bot of its own."""
     from helpers.pipeline.paper import PaperBot, Prices, backtest
     from helpers.pipeline.streamsql import read_buy
 
-    ex = "08.1"
+    ex = "09.1"
     with open_engine(settings) as engine:
         bars = read_bars(engine, "day")
     signals = read_buy(settings)
@@ -63,8 +63,8 @@ def check_trailing_stop(rule: Any, settings: Settings) -> CheckResult:
                               "(3, 'trailing stop'), or None while no day triggers.")
         if (None if got is None else got[0]) != (None if expected is None else expected[0]):
             return failed(ex, trailing_hint(label, entry, closes, got, expected))
-    group = lab("08", settings).group("trailing")
-    with PaperBot(settings, rule, tables="ex08_paper", group=group) as lab_bot:
+    group = lab("09", settings).group("trailing")
+    with PaperBot(settings, rule, tables="ex09_paper", group=group) as lab_bot:
         lab_bot.reset()
         lab_bot.run()
         book = lab_bot.read_trades()
@@ -97,10 +97,10 @@ def trailing_hint(label: str, entry: float, closes: list[float], got: Any, expec
 
 
 def check_bot_restart(doubled: Any, bot: Any, signals: pd.DataFrame) -> CheckResult:
-    """08.2: how many trades a crash-and-restart writes twice into the bot's book."""
+    """09.2: how many trades a crash-and-restart writes twice into the bot's book."""
     from helpers.pipeline.paper import backtest
 
-    ex = "08.2"
+    ex = "09.2"
     if wrong := not_a_number(ex, "DOUBLED", doubled, " of trades"):
         return wrong
     runs = list(getattr(bot, "history", []))
