@@ -33,7 +33,7 @@ SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000,)
 N_TICKERS = 20
 SEED = 42
-#: (price $, variation fraction) pairs a class would try: default, notebook 06, and around
+#: (price $, variation fraction) pairs a class would try: default, notebook 08, and around
 GRID = ((195.0, 0.05), (250.0, 0.03), (180.0, 0.02), (150.0, 0.01), (220.0, 0.08), (300.0, 0.10))
 STRESS = Thresholds(price=1.0, variation=0.0)   # the sliders' minimums
 STRESS_BUDGET_S = 5.0      # stop repeating the stress case once it has taken this long

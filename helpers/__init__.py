@@ -72,6 +72,7 @@ _EXPORTS = {
     # 10 fault tolerance
     "start_lab_cluster": "infra.lab", "describe_partitions": "pipeline.replication",
     "partition_leaders": "pipeline.replication", "wait_for_isr": "pipeline.replication",
+    "wait_for_leader": "pipeline.replication",
     "watch_partitions": "pipeline.replication",
     "replay_numbered": "pipeline.replication", "read_sequence_numbers": "pipeline.replication",
     "messages_in_topic": "pipeline.replication", "tally_runs": "pipeline.replication",

@@ -1,6 +1,7 @@
 # Solutions of notebook 05's exercises, for the instructor (`make solutions`).
 # %% EXERCISE 05.1
 IDLE = 4 - 3         # a partition belongs to one member: the fourth one waits
+IDLE_IN_TWO_GROUPS = 0   # every group reads all partitions: 2 members, 3 parts
 # %% EXERCISE 05.2
 READ = total - 3 * 100   # committed offsets win; `latest` is never consulted
 # %% EXERCISE 05.3

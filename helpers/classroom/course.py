@@ -12,10 +12,11 @@ and creates the five pipeline topics again, empty.
 
 `to="05"` then rebuilds what the notebooks before 05 leave behind, with the
 same helpers they use: the daily bars replayed into `pricelist` (from 04 on),
-routed into `alerts` and `variations` (from 05 on), joined into `buy` (from
-07 on). `with_data=True` also empties `candle_prices` and ingests the sample
-bars again, as notebook 01 does. Nothing outside the namespace is touched:
-other students' topics and groups on a shared cluster stay as they are.
+routed into `alerts` and `variations` (from 05 on), the minute bars replayed
+and routed too (from 07 on), joined into `buy` (from 08 on). `with_data=True`
+also empties `candle_prices` and ingests the sample bars again, as notebook
+01 does. Nothing outside the namespace is touched: other students' topics and
+groups on a shared cluster stay as they are.
 """
 from __future__ import annotations
 
@@ -54,16 +55,17 @@ class ResetReport:
     topics_deleted: list[str] = field(default_factory=list)
     groups_forgotten: list[str] = field(default_factory=list)
     groups_in_use: list[str] = field(default_factory=list)
-    streams_dropped: list[str] = field(default_factory=list)
+    streams_dropped: list[str] | None = None      # None: the engine keeps no streams (Flink SQL)
     tables_dropped: list[str] = field(default_factory=list)
     topics_created: list[str] = field(default_factory=list)
     bars_ingested: int = 0
     rebuilt: dict[str, int] = field(default_factory=dict)     # topic -> messages
 
     def __str__(self) -> str:
+        streams = ("" if self.streams_dropped is None
+                   else f"{len(self.streams_dropped)} ksqlDB streams and ")
         lines = [f"deleted {len(self.topics_deleted)} topics, forgot {len(self.groups_forgotten)} "
-                 f"consumer groups, dropped {len(self.streams_dropped)} ksqlDB streams and "
-                 f"{len(self.tables_dropped)} paper-trading tables",
+                 f"consumer groups, dropped {streams}{len(self.tables_dropped)} paper-trading tables",
                  f"created empty: {', '.join(self.topics_created)}"]
         if self.groups_in_use:
             lines.append(f"still in use, so kept (stop their consumers, then reset again): "

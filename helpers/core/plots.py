@@ -4,6 +4,7 @@ Sized and labelled for a projector: large fonts, titles, axes with units.
 """
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import matplotlib.dates as mdates
@@ -21,9 +22,17 @@ TOPIC_COLORS = {"pricelist": "tab:blue", "variations": "tab:purple", "alerts": "
 # ticker lines: no orange or green, the colours of alerts and buy signals
 LINE_COLORS = ["tab:blue", "tab:purple", "tab:brown", "tab:gray", "tab:cyan", "tab:olive",
                "tab:pink", "tab:red"]
+#: one colour per ticker in every plot of the course, whichever tickers a plot shows
+TICKER_COLORS = {"AAPL": "tab:blue", "FB": "tab:pink", "GOOG": "tab:purple", "IBM": "tab:brown",
+                 "MSFT": "tab:gray", "BTC-USD": "tab:olive", "ETH-USD": "tab:cyan", "LTC-USD": "tab:red"}
 MAX_POINTS = 5_000      # points per series on screen; labels always give the full counts
 MAX_LEGEND = 6          # more tickers than this share one legend entry
 EPOCH_DAYS = float(mdates.date2num(np.datetime64(0, "ms")))     # 0.0 with matplotlib's default epoch
+
+
+def ticker_color(ticker: str) -> str:
+    """The ticker's colour: fixed for the course's tickers, a stable pick by name for any other."""
+    return TICKER_COLORS.get(ticker) or LINE_COLORS[zlib.crc32(ticker.encode()) % len(LINE_COLORS)]
 
 
 def thin(frame: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
@@ -78,7 +87,7 @@ def plot_prices(bars: pd.DataFrame, price_threshold: float | None = None, *, ale
         label = f"{ticker} close" if n_tickers <= MAX_LEGEND else (
             f"close of {n_tickers} tickers" if i == 0 else None)
         ax.plot(to_datetime(group["ts"]), group["close"], lw=1.2, label=label,
-                color=LINE_COLORS[i % len(LINE_COLORS)], zorder=3)
+                color=ticker_color(ticker), zorder=3)
     if price_threshold is not None:
         ax.axhline(price_threshold, color="black", ls="--", lw=1.5,
                    label=f"threshold ${price_threshold:g}")
@@ -142,11 +151,11 @@ def plot_arrivals(timeline: pd.DataFrame, *, ax=None, lag_ax=None):
         ax.plot(seconds, rates[topic], color=TOPIC_COLORS.get(topic, "tab:blue"), lw=1.5, label=topic)
     ax.set(title="Arrivals per topic", xlabel="wall-clock time (s)", ylabel="messages / s")
     ax.set_ylim(bottom=0)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")   # beside the lines
     if lag_ax is not None and "router lag" in timeline:
         lag_ax.fill_between(seconds, timeline["router lag"], color="tab:red", alpha=0.3, step="post")
         lag_ax.plot(seconds, timeline["router lag"], color="tab:red", drawstyle="steps-post")
-        lag_ax.set(title="Router lag: bars not yet routed", xlabel="wall-clock time (s)",
+        lag_ax.set(title="Router lag: bars not yet committed", xlabel="wall-clock time (s)",
                    ylabel="bars")
         lag_ax.set_ylim(bottom=0)
     return fig, ax

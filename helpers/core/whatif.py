@@ -1,7 +1,7 @@
 """What-if: the routed streams of a whole history under chosen thresholds (08_dashboard).
 
 Pure computation with the same rules as the router and the same reference
-join as notebook 05 (`helpers.core.rules`): no Kafka, no plotting.
+join as notebook 07 (`helpers.core.rules`): no Kafka, no plotting.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The dashboard: threshold sliders over the whole replayed history (06_dashboard).
+"""The dashboard: threshold sliders over the whole replayed history (08_dashboard).
 
 Moving a slider recomputes alerts, variations and buy signals at once with the
-same pure rules as the router and the same reference join as notebook 05
+same pure rules as the router and the same reference join as notebook 07
 (`helpers.core.rules`), then redraws. Nothing here talks to Kafka while the sliders
 move: the history is read once, the what-if is pure computation.
 """
@@ -22,7 +22,6 @@ from matplotlib.ticker import PercentFormatter
 
 from helpers.core.errors import InputError
 from helpers.core.plots import (
-    LINE_COLORS,
     MAX_LEGEND,
     MAX_POINTS,
     TOPIC_COLORS,
@@ -30,6 +29,7 @@ from helpers.core.plots import (
     figure_and_axes,
     ms_to_days,
     thin,
+    ticker_color,
 )
 from helpers.core.rules import VARIATION_THRESHOLD, Thresholds, variations_frame
 from helpers.core.schemas import ALERTS, BUY, PRICELIST
@@ -139,8 +139,7 @@ class DashboardFigure:
             label = f"{ticker} close" if n_tickers <= MAX_LEGEND else (
                 f"close of {n_tickers} tickers" if i == 0 else "_close")
             x, y = decimate(ms_to_days(group["ts"].to_numpy()), group["close"].to_numpy(float), buckets)
-            color = LINE_COLORS[i % len(LINE_COLORS)]
-            self.lines.extend(ax.plot(x, y, lw=1.2, label=label, color=color, zorder=3))
+            self.lines.extend(ax.plot(x, y, lw=1.2, label=label, color=ticker_color(ticker), zorder=3))
         close = bars["close"].to_numpy(float)
         self.close_range = (float(close.min()), float(close.max())) if len(close) else (0.0, 1.0)
         if len(bars):
@@ -367,17 +366,22 @@ def read_history(settings: Settings) -> pd.DataFrame:
 
 
 def plot_sweep(bars: pd.DataFrame, prices: list[float], variations: list[float], ax=None):
-    """Buy signals against the variation threshold, one line per price threshold (log scale)."""
+    """Buy signals against the variation threshold, one line per price threshold.
+
+    The y-axis is logarithmic above 1 and linear from 0 to 1 (symlog), so a
+    threshold pair with no signal is drawn at 0, not left out.
+    """
     from matplotlib.ticker import PercentFormatter
 
     table = sweep(bars, prices, variations)
     fig, ax = figure_and_axes(ax)
     for price in table.columns:
-        ax.plot(table.index, table[price].clip(lower=0.8), marker="o", label=f"price > ${price:g}")
-    ax.set_yscale("log")
+        ax.plot(table.index, table[price], marker="o", label=f"price > ${price:g}")
+    ax.set_yscale("symlog", linthresh=1, linscale=0.5)
+    ax.set_ylim(bottom=0)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.axvline(VARIATION_THRESHOLD, color="gray", ls=":", label="default 5 %")
     ax.set(title="Buy signals by threshold", xlabel="variation threshold",
-           ylabel="buy signals (log scale)")
+           ylabel="buy signals (0, then log scale)")
     ax.legend()
     return fig, ax

@@ -220,12 +220,14 @@ class LiveView:
             plot_arrivals(self.timeline(), ax=ax_rate, lag_ax=ax_lag)
         return fig
 
-    def run(self, until, timeout: float = 180, every: float = 1.0) -> pd.DataFrame:
-        """Poll and redraw every `every` s until `until()` is true; return the timeline."""
+    def run(self, until, timeout: float = 180, every: float = 1.0, sample: float = 0.25) -> pd.DataFrame:
+        """Redraw every `every` s, recording a sample every `sample` s, until `until()` is true;
+        return the timeline."""
         display(self.status, self.output)
         while True:
             self.pipeline.check()
-            self.poll(every)
+            for _ in range(max(1, round(every / sample))):
+                self.poll(sample)
             self.output.value = print_figure(self.draw(), "png")
             done = until()
             counts = {name: len(self.frames[topic]) for topic, name in self.schemas.items()}

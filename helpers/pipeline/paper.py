@@ -9,9 +9,16 @@ A toy on the daily prices of 2000-2013, not advice. Its rule, stated once:
 - a position still open when the data ends is valued at the last close.
 
 The bot consumes `buy` in a group of its own and writes each signal's trades
-in one MySQL transaction (SQLAlchemy, bound parameters), then commits the
-signal's offset. A trade is unique per (ticker, side, signal): a signal
-delivered twice after a crash buys once. `backtest` computes the same book
+in one MySQL transaction (SQLAlchemy, bound parameters); it commits the
+offsets of a batch of signals once all their transactions are done. A trade
+is unique per (ticker, side, signal): a signal delivered twice after a crash
+buys once.
+
+What it is, honestly: a signal-driven backtest run as a consumer. When a
+signal arrives, the bot books the exit of the previous position from the
+bars that followed it, read from MySQL — bars a live bot would not have seen
+yet. A live bot would consume `pricelist` too and sell when a bar crosses
+its exit. `backtest` computes the same book
 from the bars and the signals with no Kafka and no database, to check it.
 """
 from __future__ import annotations

@@ -79,6 +79,22 @@ def wait_for_isr(admin: AdminClient, topic: str, size: int, timeout: float = 60)
     return time.monotonic() - start
 
 
+def wait_for_leader(admin: AdminClient, topic: str, broker_id: int, partition: int = 0,
+                    timeout: float = 60) -> float:
+    """Wait until `broker_id` leads `partition` of `topic`; return the seconds it took."""
+    start = time.monotonic()
+
+    def leads() -> bool:
+        try:
+            return partition_leaders(admin, topic).get(partition) == broker_id
+        except KafkaException:
+            return False
+
+    wait_until(leads, timeout, f"broker {broker_id} to lead partition {partition} of {topic}",
+               interval=0.1)
+    return time.monotonic() - start
+
+
 class PartitionWatch:
     """A background thread that samples each partition's leader and ISR size every `interval` seconds."""
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -49,6 +51,7 @@ DLQ_MAX_VALUE = 64 * 1024               # a dead letter keeps at most this much 
 DLQ_MAX_KEY = 1024
 NAIVE_TIMEOUT_S = 600                   # the plain router gives up after this long
 IDLE_TIMEOUT_S = 120                    # until caught up: give up after this long without a record
+TRANSACTION_TIMEOUT_MS = 10_000         # a dead router's open transaction holds back readers this long
 # a rebalance took the partitions away: their offsets go to the new owner, the batch repeats
 REBALANCED = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
               KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET}
@@ -161,6 +164,17 @@ class RouteReport:
                 f"{self.dead_letters} dead letters in {self.seconds:.2f} s ({self.rate:,.0f} bars/s)")
 
 
+def transactional_id(group_id: str) -> str:
+    """One transactional id per router process: `<group>.tx.<pid>-<random>`.
+
+    With exactly-once v2 (KIP-447) a zombie is fenced by its consumer group's
+    generation, not by a shared id; a shared id would make two routers of one
+    group fence each other. A crashed router's open transaction is aborted by
+    the broker after TRANSACTION_TIMEOUT_MS.
+    """
+    return f"{group_id}.tx.{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 class Router:
     """A consumer-producer loop around route_bar, stoppable from another thread or a signal.
 
@@ -183,7 +197,8 @@ class Router:
         group_id = group_id or self.settings.group("router")
         extra: dict[str, Any] = {"delivery.report.only.error": True, "on_delivery": self._on_delivery}
         if exactly_once:
-            extra.update({"transactional.id": f"{group_id}.tx", "transaction.timeout.ms": 10_000})
+            extra.update({"transactional.id": transactional_id(group_id),
+                          "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS})
         self.producer = make_producer(self.settings, extra)
         if exactly_once:
             self.producer.init_transactions(30)

@@ -47,7 +47,7 @@ class StreamSqlRun:
 
 
 def sql_statement(engine: str, filename: str, index: int = 0) -> str:
-    """One statement of an engine's SQL file, comments dropped, placeholders kept (shown in 05)."""
+    """One statement of an engine's SQL file, comments dropped, placeholders kept (shown in 06 and 07)."""
     folder = SQL_DIR / "flink" if engine == "flink" else SQL_DIR
     return split_statements((folder / filename).read_text())[index]
 

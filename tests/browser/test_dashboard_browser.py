@@ -190,7 +190,7 @@ def bars(settings):
     """Every bar of pricelist: the data the notebook reads."""
     frame = read_topic(PRICELIST, settings=settings)
     if frame.empty:
-        pytest.fail("pricelist is empty: run notebooks 00 to 05 (make run) before the browser test.")
+        pytest.fail("pricelist is empty: run notebooks 00 to 07 (make run) before the browser test.")
     return frame
 
 

@@ -132,6 +132,28 @@ def test_router_killed_mid_stream_loses_nothing(isolated):
         delete_topics(admin, [name for mine in modes.values() for name in mine.topics.all])
 
 
+def test_two_exactly_once_routers_of_one_group_share_the_work(isolated):
+    """Each exactly-once router has a transactional id of its own: two of one group split the
+    partitions instead of fencing each other (a shared id made the second abort the first)."""
+    from helpers.infra.clients import make_admin
+    from helpers.pipeline.topics import delete_topics, ensure_topics
+
+    admin = make_admin(isolated)
+    bars = fetch_synthetic(n_tickers=20, n_bars=BARS // 20, seed=9)
+    try:
+        ensure_topics(admin, isolated.topics.all)
+        assert replay_bars(bars, settings=isolated, progress=False).delivered == len(bars)
+        routers = [route_in_background(isolated.namespace, exactly_once=True) for _ in range(2)]
+        results = [r.communicate(timeout=300) for r in routers]
+        assert [r.returncode for r in routers] == [0, 0], [err for _, err in results]
+        consumed = [int(out.split("consumed ")[1].split(":")[0].replace(",", "")) for out, _ in results]
+        result = outcome(read_topic(isolated.topics.variations, settings=isolated, timeout=120), bars)
+        assert result["lost"] == result["doubled"] == result["unexpected"] == 0, result
+        assert sum(consumed) >= len(bars) and min(consumed) > 0, consumed   # both routed a share
+    finally:
+        delete_topics(admin, isolated.topics.all)
+
+
 # --- the broker stopped and restarted in the middle of a replay --------------------
 
 def test_broker_restart_mid_replay_delivers_every_bar_exactly_once(isolated):

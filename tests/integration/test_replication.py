@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from confluent_kafka.admin import NewTopic
 
+from helpers.core.errors import WaitTimeout
 from helpers.core.settings import PROJECT_ROOT
 from helpers.core.waiting import wait_until
 from helpers.infra.clients import make_admin
@@ -21,6 +22,7 @@ from helpers.pipeline.replication import (
     replay_numbered,
     tally_runs,
     wait_for_isr,
+    wait_for_leader,
     watch_partitions,
 )
 from helpers.pipeline.sources import fetch_sample
@@ -84,6 +86,38 @@ def lab_processes(root: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+@pytest.mark.parametrize("unclean", [True, False])
+def test_unclean_election_loses_exactly_the_writes_the_old_leader_confirmed_alone(lab, unclean):
+    """Notebook 10's last section: the follower dies, the leader confirms 100 bars alone (acks=1),
+    the leader dies, the follower returns. Unclean: it leads at once and those 100 are gone for
+    good; clean (the default): the partition waits, offline, for the old leader, and keeps them."""
+    admin = make_admin(lab.settings)
+    topic = "unclean" if unclean else "clean"
+    admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2]], config={
+        "min.insync.replicas": "1", "unclean.leader.election.enable": str(unclean).lower()})])[topic].result()
+    wait_for_isr(admin, topic, 2)
+    bars = fetch_sample().head(300)
+    acks1 = {"acks": "1", "enable.idempotence": False}
+    both = replay_numbered(lab.conf({**acks1, "acks": "all"}), topic, bars.head(200))
+    lab.kill(2)
+    wait_for_isr(admin, topic, 1)
+    alone = replay_numbered(lab.conf(acks1), topic, bars.iloc[200:], first_seq=200)
+    assert len(both.delivered) == 200 and len(alone.delivered) == 100
+    lab.kill(1)
+    lab.restart(2)
+    if unclean:
+        wait_for_leader(admin, topic, 2)
+    else:
+        with pytest.raises(WaitTimeout):
+            wait_for_leader(admin, topic, 2, timeout=15)       # offline: no replica in sync is up
+    lab.restart(1)
+    wait_for_isr(admin, topic, 2)
+    result = tally_runs([both, alone], read_sequence_numbers(lab.settings, topic))
+    assert result.delivered == 300 and result.doubled == 0
+    assert result.lost == (100 if unclean else 0)
+    assert messages_in_topic(lab.settings, topic) == (200 if unclean else 300)
 
 
 @pytest.mark.parametrize("ending", ["os._exit(1)", "sys.exit(0)"])

@@ -48,7 +48,7 @@ def test_every_stage_names_the_service_that_is_down(nothing_runs, stage, service
 
 
 @pytest.mark.parametrize("path", [p for p in notebook_paths() if p.stem != "10_fault_tolerance"],
-                         ids=lambda p: p.stem)    # 09 starts a Kafka cluster of its own
+                         ids=lambda p: p.stem)    # 10 starts a Kafka cluster of its own
 def test_first_code_cell_of_every_notebook_says_what_is_down(nothing_runs, path):
     env, kafka, _ = nothing_runs
     nb = nbformat.read(path, as_version=4)

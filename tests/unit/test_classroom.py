@@ -149,9 +149,9 @@ def test_build_solutions_writes_every_notebook(tmp_path):
 def test_a_placeholder_is_a_fail_that_says_what_to_do_without_touching_any_service():
     nothing = None           # a check that touched a service would fail on settings=None
     ex = exercises
-    for result in (ex.check_rejection(...), ex.check_max_partitions(..., None, nothing),
+    for result in (ex.check_rejection(...), ex.check_max_partitions(..., ..., None, nothing),
                    ex.check_double_replay(..., None, nothing), ex.check_duplicates(..., nothing),
-                   ex.check_idle_consumers(..., nothing), ex.check_offset_reset(..., nothing),
+                   ex.check_idle_consumers(..., ..., nothing), ex.check_offset_reset(..., nothing),
                    ex.check_copartitioning(3, ..., nothing), ex.check_one_signal_price(..., None),
                    ex.check_router_lag(..., None, nothing), ex.check_bot_restart(..., None, None)):
         assert not result.passed and "placeholder `...`" in result.message
@@ -214,7 +214,7 @@ def test_a_check_result_shows_in_text_and_html():
 # --- reset: what belongs to the course, in whose namespace ---------------------------------
 
 @pytest.mark.parametrize("namespace, mine, not_mine", [
-    ("", ["pricelist", "buy", "pricelist.dlq", "minute.buy", "edges.alerts", "ex04.sell", "ex06.variations",
+    ("", ["pricelist", "buy", "pricelist.dlq", "minute.buy", "edges.alerts", "ex04.sell", "ex07.variations",
           "scratch.keys", "handmade.alerts", "lesson05.copy-at-least-once", "live.pricelist"],
      ["alice.pricelist", "alice.ex04.sell", "__consumer_offsets", "orders", "ex4.sell", "exam.sell",
       "_confluent-ksql-x"]),
@@ -271,3 +271,22 @@ def test_the_crash_lab_refuses_too_few_bars_to_crash_before_it_touches_kafka(tmp
     with pytest.raises(InputError, match=r"^crash_router needs more than 1,000 bars to crash after batch 3 "
                                          r"of 500, got 1,000\."):
         exercises.crash_router(settings, bars, after_batches=3, batch=500)
+
+
+def test_brokers_may_fail_needs_both_settings_and_no_constant_passes():
+    from types import SimpleNamespace
+
+    from confluent_kafka.admin import NewTopic
+
+    wide = NewTopic("wide", num_partitions=3, replication_factor=5, config={"min.insync.replicas": "3"})
+    run = SimpleNamespace(sent=list(range(10)), delivered=dict.fromkeys(range(10)))
+    refused = SimpleNamespace(sent=list(range(5)), errors={"NOT_ENOUGH_REPLICAS": 5})
+    check = exercises.check_brokers_may_fail
+    assert check(2, 4, wide, run, refused).passed
+    for constant in range(6):                       # the same number for both settings never passes
+        result = check(constant, constant, wide, run, refused)
+        assert not result.passed and "the same" in result.message
+    for wrong in [(4, 4), (2, 2), (3, 4), (2, 5), (1, 4)]:
+        result = check(*wrong, wide, run, refused)
+        assert not result.passed
+        assert "5 − 3" not in result.message and "= 2" not in result.message     # a hint, not the answer

@@ -44,7 +44,7 @@ def test_each_notebook_teaches_recaps_and_links_on(path):
         assert f"]({following[0].name})" in text, f"{path.name} does not link to {following[0].name}"
 
 
-#: notebooks that start services of their own (09: a Kafka cluster it may kill)
+#: notebooks that start services of their own (10: a Kafka cluster it may kill)
 OWN_SERVICES = {"10_fault_tolerance"}
 
 

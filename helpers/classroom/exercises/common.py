@@ -1,4 +1,4 @@
-"""Exercises that check themselves: what every check shares (classroom layer, 01–09).
+"""Exercises that check themselves: what every check shares (classroom layer, 01–10).
 
 A student edits a marked cell (first line `# EXERCISE 04.1 — edit this cell`);
 the cell after it calls the exercise's check, which compares the answer with
@@ -162,7 +162,7 @@ def copy_topic(source: str, target: str, settings: Settings, partitions: int = 3
     """Copy every message of `source` (key, value, timestamp) into a new, empty `target`.
 
     `target` is deleted and created again with `partitions` partitions; the
-    producer hashes each key as Java clients do. Returns the messages copied (06.1).
+    producer hashes each key as Java clients do. Returns the messages copied (07.2).
     """
     if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= 64:
         raise InputError(f"partitions must be a whole number from 1 to 64, got {partitions!r}.")

@@ -102,13 +102,14 @@ def days_hint(price: float, counts: dict[str, int], expected: dict[str, int], en
         return frame.groupby("ticker").size().to_dict()
 
     if counts == per_ticker(both):
-        return ("You counted every row of candle_prices, of both timespans and at any price: add "
-                "WHERE timespan = 'day' AND close > :price.")
+        return ("You counted every row of candle_prices, of both timespans and at any price: which "
+                "rows does the question ask about, and where in the query does a price come in?")
     if counts == per_ticker(day):
-        return "You counted every daily bar, at any price: add `AND close > :price` to the WHERE clause."
+        return ("You counted every daily bar, at any price: where does your query compare the close with "
+                "the price it was given?")
     if counts == per_ticker(both[both["close"] > price]):
-        return (f"At ${price:g} you also counted minute bars: candle_prices holds both timespans. "
-                "Add `timespan = 'day'` to the WHERE clause.")
+        return (f"At ${price:g} you also counted minute bars: candle_prices holds both timespans, "
+                "and the question asks about days.")
     if counts == per_ticker(day[day["close"] >= price]):
         return f"You counted closes equal to ${price:g} too: the question says strictly above (>)."
     wrong = sorted(set(counts) | set(expected), key=lambda t: (counts.get(t, 0) == expected.get(t, 0), t))

@@ -27,13 +27,11 @@ def check_one_partition(topic: str, bars: pd.DataFrame, settings: Settings) -> C
     ex = "02.1"
     partitions = topic_exists(topic, settings)
     if not partitions:
-        return failed(ex, f"Topic {topic} does not exist yet: create it with "
-                          "admin.create_topics([NewTopic(…, num_partitions=1)]) or reset_topics(admin, "
-                          "[ONE], partitions=1).")
+        return failed(ex, f"Topic {topic} does not exist yet: create it, with one partition, before "
+                          "producing (the admin client creates topics, as at the start of this notebook).")
     if partitions != 1:
         return failed(ex, f"{topic} has {partitions} partitions: a topic's partition count can grow but "
-                          "never shrink. Delete it and create it again with 1 partition "
-                          "(reset_topics(admin, [ONE], partitions=1) does both).")
+                          "never shrink. Delete it and create it again with 1 partition.")
     messages = read_raw(topic, settings)
     if len(messages) != len(bars):
         more = len(messages) > len(bars)
@@ -64,20 +62,32 @@ def produce_keys(topic: str, keys: Iterable[str], settings: Settings, partitions
     return {m.key().decode(): m.partition() for m in read_raw(topic, settings)}
 
 
-def check_max_partitions(predicted: Any, bars: pd.DataFrame, settings: Settings) -> CheckResult:
-    """02.2: at most how many of 12 partitions can the bars of five tickers use?"""
+def check_max_partitions(predicted: Any, predicted_of_three: Any, bars: pd.DataFrame,
+                         settings: Settings) -> CheckResult:
+    """02.2: at most how many partitions can the bars of five tickers use, of 12 and of 3? Two answers,
+    so no one constant passes."""
     ex = "02.2"
-    if wrong := not_a_number(ex, "MAX_PARTITIONS_USED", predicted):
-        return wrong
+    for name, value in (("MAX_PARTITIONS_USED", predicted), ("MAX_USED_OF_THREE", predicted_of_three)):
+        if wrong := not_a_number(ex, name, value):
+            return wrong
     keys = sorted(bars["ticker"].unique())
-    where = produce_keys(lab("02", settings).prefix + "twelve", keys, settings, partitions=12)
-    used = sorted(set(where.values()))
-    seen = (f"Kafka put {', '.join(f'{k} in {p}' for k, p in sorted(where.items()))}: "
-            f"{plural(len(used), 'partition')} of 12 used.")
-    if predicted == len(keys):
+    seen, truth = [], {}
+    for count in (12, 3):
+        where = produce_keys(lab("02", settings).prefix + f"partitions-{count}", keys, settings,
+                             partitions=count)
+        truth[count] = min(len(keys), count)
+        seen.append(f"of {count}: {', '.join(f'{k} in {p}' for k, p in sorted(where.items()))} "
+                    f"({plural(len(set(where.values())), 'partition')} used)")
+    evidence = "Kafka put, " + "; ".join(seen) + "."
+    if predicted == truth[12] and predicted_of_three == truth[3]:
         return passed(ex, f"A key always lands in one partition, so {len(keys)} keys fill at most "
-                          f"{len(keys)} partitions, whatever the count. {seen} Partitions beyond the "
-                          "number of keys add no parallelism.")
-    why = ("more than the keys: every message of one key goes to the same partition" if predicted > len(keys)
-           else "each distinct key can still land in a partition of its own")
-    return failed(ex, f"You said {predicted}: {why}. How many distinct keys do the bars have? {seen}")
+                          f"{len(keys)} partitions, and a topic cannot use more partitions than it has: "
+                          f"{truth[12]} of 12, {truth[3]} of 3. {evidence} Partitions beyond the number of "
+                          "keys add no parallelism.")
+    if predicted != truth[12]:
+        why = ("more than the keys: every message of one key goes to the same partition"
+               if predicted > len(keys) else "each distinct key can still land in a partition of its own")
+        return failed(ex, f"MAX_PARTITIONS_USED = {predicted}: {why}. How many distinct keys do the bars "
+                          f"have? {evidence}")
+    return failed(ex, f"MAX_USED_OF_THREE = {predicted_of_three}: what limits the count now, the keys or "
+                      f"the partitions? {evidence}")

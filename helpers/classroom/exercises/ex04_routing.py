@@ -81,8 +81,8 @@ def check_sell_route(is_sell: Any, route_sell: Any, settings: Settings) -> Check
     if len(messages) != len(expected):
         why = ("route_sell produced nothing: call producer.produce(topic, …) when is_sell(bar)"
                if not messages else "produce only the bars for which is_sell(bar) is true, each once")
-        return failed(ex, f"{target} holds {plural(len(messages), 'message')}, {len(expected):,} "
-                          f"sells expected: {why}.")
+        return failed(ex, f"{target} holds {plural(len(messages), 'message')}, not one per bar that "
+                          f"is_sell accepts: {why}.")
     keys = {m.key() for m in messages}
     if keys != {t.encode() for t in expected["ticker"]}:
         return failed(ex, f"The sells' keys are {sorted(keys, key=str)[:3]}…, not the tickers: pass "
@@ -157,8 +157,8 @@ def check_duplicates(answer: Any, settings: Settings) -> CheckResult:
                           "loss. A consumer of variations must tolerate them, or the router must run "
                           "exactly-once (notebook 05).")
     if number(answer) == written:
-        return failed(ex, f"{written:,} is every variation in the topic; count only the repeated ones: rows "
-                          "whose (ticker, ts) appeared before, `variations.duplicated([...]).sum()`.")
+        return failed(ex, f"{written:,} is every variation in the topic; count only the repeated ones: what "
+                          "do two copies of one bar's variation have in common?")
     return failed(ex, f"You counted {answer!r}. {topics.variations} holds {written:,} messages for "
                       f"{bars:,} bars in {topics.pricelist}. Which (ticker, ts) pairs appear twice? "
                       "Count them with pandas on `variations`.")

@@ -29,50 +29,71 @@ from helpers.pipeline.db import read_bars
 from helpers.pipeline.topics import consumer_lag, count_messages, delete_groups, watermarks
 
 
-def check_idle_consumers(predicted: Any, settings: Settings, consumers: int = 4) -> CheckResult:
-    """05.1: how many of four consumers of one group get no partition of a 3-partition topic."""
-    ex = "05.1"
-    if wrong := not_a_number(ex, "IDLE", predicted, " of consumers"):
-        return wrong
-    topic = settings.topics.pricelist
+def group_shares(settings: Settings, topic: str, groups: list[int]) -> list[list[set[int]]]:
+    """Start groups of the given sizes on `topic`, wait until each has shared it out; return, per group,
+    the partitions of each member."""
     partitions = topic_exists(topic, settings)
-    group = f"{lab('05', settings).group('idle')}-{uuid.uuid4().hex[:6]}"
-    joined: set[int] = set()             # members that took part in a rebalance
+    names = [f"{lab('05', settings).group('idle')}-{uuid.uuid4().hex[:6]}" for _ in groups]
+    joined: set[tuple[int, int]] = set()          # (group, member) that took part in a rebalance
 
-    def holder(index: int) -> Callable:
+    def holder(key: tuple[int, int]) -> Callable:
         def hold(consumer, assigned):
-            joined.add(index)
+            joined.add(key)
             consumer.assign(assigned)
             consumer.pause(assigned)      # own the partitions, fetch nothing
         return hold
 
     last: list[Any] = []
 
-    def settled() -> list[set[int]] | None:
-        for member in members:
+    def settled() -> list[list[set[int]]] | None:
+        for member in members.values():
             member.poll(0.2)
-        shares = [{p.partition for p in m.assignment()} for m in members]
-        owned = sorted(p for share in shares for p in share)
-        stable = len(joined) == consumers and owned == list(range(partitions)) and shares == last
+        shares = [[{p.partition for p in members[g, m].assignment()} for m in range(size)]
+                  for g, size in enumerate(groups)]
+        complete = all(sorted(p for share in group for p in share) == list(range(partitions))
+                       for group in shares)
+        stable = len(joined) == len(members) and complete and shares == last
         last[:] = shares
         return shares if stable else None
 
     with ExitStack() as closing_all:
-        conf = [{"client.id": f"consumer-{i}"} for i in range(consumers)]
-        members = [closing_all.enter_context(closing(make_consumer(group, settings, c))) for c in conf]
-        for index, member in enumerate(members):
-            member.subscribe([topic], on_assign=holder(index))
-        shares = wait_until(settled, 90, f"{consumers} consumers of one group to share {topic}", interval=0)
-    idle = sum(1 for share in shares if not share)
-    table = pd.DataFrame({"partitions": [sorted(s) or "—" for s in shares]},
-                         index=pd.Index([f"consumer {i}" for i in range(consumers)], name="member"))
-    if predicted == idle:
-        return passed(ex, f"{consumers} consumers, {partitions} partitions: {idle} idle. A partition is read "
-                          "by at most one member of a group; an extra member waits as a standby and takes "
-                          "over when another leaves.", table)
-    return failed(ex, f"You predicted {predicted}; here {idle} of {consumers} got nothing. Kafka gives each "
-                      f"partition to exactly one member of a group, and {topic} has {partitions}: how many "
-                      "members can own at least one?", table)
+        members = {(g, m): closing_all.enter_context(closing(make_consumer(
+                       names[g], settings, {"client.id": f"group-{g}-consumer-{m}"})))
+                   for g, size in enumerate(groups) for m in range(size)}
+        for key, member in members.items():
+            member.subscribe([topic], on_assign=holder(key))
+        return wait_until(settled, 90, f"groups of {groups} consumers to share {topic}", interval=0)
+
+
+def check_idle_consumers(predicted: Any, predicted_two_groups: Any, settings: Settings) -> CheckResult:
+    """05.1: of four consumers on a 3-partition topic, how many get no partition: all four in one group,
+    then two groups of two. Two answers, so no one constant passes."""
+    ex = "05.1"
+    for name, value in (("IDLE", predicted), ("IDLE_IN_TWO_GROUPS", predicted_two_groups)):
+        if wrong := not_a_number(ex, name, value, " of consumers"):
+            return wrong
+    topic = settings.topics.pricelist
+    partitions = topic_exists(topic, settings)
+    one = group_shares(settings, topic, [4])
+    two = group_shares(settings, topic, [2, 2])
+    rows = [(f"one group: consumer {m}", share) for m, share in enumerate(one[0])]
+    rows += [(f"group {g + 1} of two: consumer {m}", share) for g, group in enumerate(two)
+             for m, share in enumerate(group)]
+    table = pd.DataFrame({"partitions": [sorted(s) or "—" for _, s in rows]},
+                         index=pd.Index([label for label, _ in rows], name="member"))
+    idle = sum(1 for share in one[0] if not share)
+    idle_two = sum(1 for group in two for share in group if not share)
+    if predicted == idle and predicted_two_groups == idle_two:
+        return passed(ex, f"One group: {idle} of 4 idle; two groups of two: {idle_two}. A partition is read "
+                          "by at most one member of a group, and every group reads all of it: an extra "
+                          "member waits as a standby, while a second group gets a copy of every message.",
+                      table)
+    if predicted != idle:
+        return failed(ex, f"IDLE = {predicted}; here {idle} of 4 got nothing. Kafka gives each partition to "
+                          f"exactly one member of a group, and {topic} has {partitions}: how many members "
+                          "can own at least one?", table)
+    return failed(ex, f"IDLE_IN_TWO_GROUPS = {predicted_two_groups}; here {idle_two} got nothing. Does one "
+                      "group's share of the partitions take anything from the other group?", table)
 
 
 def check_offset_reset(predicted: Any, settings: Settings, committed: int = 100) -> CheckResult:

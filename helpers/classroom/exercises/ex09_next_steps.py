@@ -120,6 +120,6 @@ def check_bot_restart(doubled: Any, bot: Any, signals: pd.DataFrame) -> CheckRes
                           "the backtest. A repeated signal finds its trade already written (a unique key on "
                           "ticker, side and signal) or its position already open: an idempotent consumer "
                           "turns at-least-once delivery into effectively-once results.")
-    return failed(ex, f"You predicted {doubled}. {story}. Count the book's rows that repeat a (ticker, side, "
-                      "signal_ts): `lab.read_trades().duplicated([...]).sum()`, and look at the unique key "
-                      "of the paper_trades table in helpers/pipeline/paper.py.")
+    return failed(ex, f"You predicted {doubled}. {story}. What happens when the restarted bot writes a trade "
+                      "it already wrote? Look at the keys of the paper_trades table in "
+                      "helpers/pipeline/paper.py.")
