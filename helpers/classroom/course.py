@@ -180,6 +180,7 @@ def rebuild(wb: Workbook, stage: str) -> dict[str, int]:
         run_router(settings, progress=False)
     if stage >= STAGES["minute"]:
         minute = settings.within("minute")
+        ensure_topics(wb.admin, minute.topics.all)       # deleted with the course's other topics
         replay_bars(read_bars(wb.engine, "minute"), settings=minute, progress=False)
         run_router(minute, progress=False)
     if stage >= STAGES["buy"]:

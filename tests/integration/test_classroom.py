@@ -125,11 +125,18 @@ def test_reset_course_clears_a_students_state_only_and_rebuilds_the_start_of_05(
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "created empty: " in result.stdout
     assert topic_counts(mine.topics.all, mine).sum() == 0
+    result = subprocess.run([sys.executable, "-m", "helpers.cli", "reset", "--to", "07"], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr            # the minute topics, deleted, are made again
+    minute = mine.within("minute")
+    minute_counts = topic_counts(minute.topics.all, minute)
+    assert minute_counts[minute.topics.pricelist] == minute_counts[minute.topics.variations] == len(
+        read_bars(engine, "minute"))
     result = subprocess.run([sys.executable, "-m", "helpers.cli", "reset", "--to", "12"], cwd=PROJECT_ROOT,
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "from 00 to 10" in result.stderr
     delete_groups(admin, [neighbour.group("router")])
-    delete_topics(admin, list(neighbour.topics.all))
+    delete_topics(admin, [*neighbour.topics.all, *minute.topics.all])
 
 
 # --- the checks' hints --------------------------------------------------------------------
