@@ -130,14 +130,33 @@ def batches_to_end(consumer: Consumer, *, timeout: float = READ_TIMEOUT_S,
             raise WaitTimeout(f"Reading {where} got nothing for {timeout:g} s before reaching the end.")
 
 
-def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
-    """partition -> (low, high) offsets: the first kept message and the next one to be written."""
+# what a partition answers in the moment between its creation and its leader being ready
+LEADER_BEING_SET_UP = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
+
+
+def watermarks(consumer: Consumer, topic: str, timeout: float = 15) -> dict[int, tuple[int, int]]:
+    """partition -> (low, high) offsets: the first kept message and the next one to be written.
+
+    A retriable refusal (a topic created a moment ago answers "Not leader
+    for partition" while its leader is being set up) is asked again until
+    `timeout` seconds have passed.
+    """
+    deadline = time.monotonic() + timeout
     with refused_as_sentence(f"read the offsets of {topic}"):
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        if meta.error is not None:
-            raise KafkaException(meta.error)
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                for p in meta.partitions}
+        while True:
+            try:
+                meta = consumer.list_topics(topic, timeout=10).topics[topic]
+                if meta.error is not None:
+                    raise KafkaException(meta.error)
+                return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                        for p in meta.partitions}
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and (
+                    error.retriable() or error.code() in LEADER_BEING_SET_UP)
+                if not retriable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 def assign_from_start(consumer: Consumer, topics: Iterable[str]) -> bool:

@@ -93,10 +93,17 @@ def ensure_topics(admin: AdminClient, names: Iterable[str] = TOPICS, partitions:
 
 
 def wait_for_topics(admin: AdminClient, names: list[str], present: bool, timeout: float = 30) -> None:
-    """Wait until every topic is visible in metadata (present) or gone (not present)."""
+    """Wait until every topic is visible in metadata with a leader for each partition (present)
+    or gone (not present)."""
+    def ready(meta) -> bool:
+        return (meta is not None and not meta.error and bool(meta.partitions)
+                and all(p.leader >= 0 and not p.error for p in meta.partitions.values()))
+
     def settled() -> bool:
         known = admin.list_topics(timeout=10).topics
-        return all((n in known and not known[n].error) == present for n in names)
+        if present:
+            return all(ready(known.get(n)) for n in names)
+        return all(n not in known or known[n].error for n in names)
 
     wait_until(settled, timeout, f"topics {', '.join(names)} to {'appear' if present else 'disappear'}")
 
