@@ -1,7 +1,11 @@
 # Solutions of notebook 01's exercises, for the instructor: `make solutions`
 # writes solved copies of the notebooks into build/solutions/.
 # %% EXERCISE 01.1
-PREDICTED_REASON = "outside_range"    # high is still above low; open is not
+PREDICTED_REASONS = {
+    "open above high": "outside_range",           # high is still above low
+    "high and low swapped": "high_below_low",     # tried before outside_range
+    "low zero, volume negative": "bad_price",     # tried before bad_volume
+}
 # %% EXERCISE 01.2
 def days_above(engine, price):
     """Per ticker, the number of daily bars whose close is above `price`."""

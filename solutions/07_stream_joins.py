@@ -18,10 +18,20 @@ WHERE v.variation_ex > 0.015
 # %% EXERCISE 07.2
 lab07 = settings.within("ex07")
 PARTITIONS = 4       # AAPL and GOOG: partition 0 of 3, partition 1 of 4
-SURVIVE = "none"     # so no ticker meets its variations partition by partition
 copy_topic(topics.alerts, lab07.topics.alerts, settings, partitions=3)
 copy_topic(topics.variations, lab07.topics.variations, settings,
            partitions=PARTITIONS)
+
+
+def found_partition_by_partition(alerts, variations):
+    """Buy signals of a join of partition n with partition n only."""
+    return sum(len(buy_signals(a, variations[variations["partition"] == n]))
+               for n, a in alerts.groupby("partition"))
+
+
+print("found:", found_partition_by_partition(
+    read_topic(lab07.topics.alerts, settings=settings),
+    read_topic(lab07.topics.variations, settings=settings)))
 # %% EXERCISE 07.3
 def my_buy_signals(bars, threshold):
     """(ticker, alert ts, variation ts) of every buy signal, in pandas."""

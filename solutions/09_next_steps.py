@@ -14,5 +14,12 @@ lab = PaperBot(settings, rule, tables="ex09_paper", engine=wb.engine,
 lab.reset()
 print(lab.run(crash_after=40))           # dies before committing
 print(lab.run())                         # the restart
-book = lab.read_trades()
-DOUBLED = book.duplicated(["ticker", "side", "signal_ts"]).sum()   # 0
+DOUBLED = 0      # a unique key on (ticker, side, signal): a repeat is ignored
+
+
+def doubled(book):
+    """How many trades of `book` repeat a trade written before them."""
+    return int(book.duplicated(["ticker", "side", "signal_ts"]).sum())
+
+
+print("doubled in the lab's book:", doubled(lab.read_trades()))

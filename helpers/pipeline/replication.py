@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
@@ -216,9 +216,12 @@ class ReplayRun:
 
 def replay_numbered(conf: Mapping[str, Any], topic: str, bars: pd.DataFrame, *, rate: float | None = None,
                     faults: Mapping[int, Callable[[], None]] | None = None, first_seq: int = 0,
-                    flush_timeout: float = 120.0) -> ReplayRun:
+                    seqs: Sequence[int] | None = None, flush_timeout: float = 120.0) -> ReplayRun:
     """Produce bars in order, each numbered in its `seq` header, at most `rate` per second, and record
     every delivery report; `faults[i]()` runs just before message i is produced (kill a broker...).
+
+    Bar i gets the number `first_seq + i`, or `seqs[i]` when given: a resend
+    keeps the numbers of the bars it sends again.
 
     The loop of 03_producing plus a sequence number per message, a rate limit,
     faults at chosen points, and a record of each message's outcome and of
@@ -226,6 +229,9 @@ def replay_numbered(conf: Mapping[str, Any], topic: str, bars: pd.DataFrame, *, 
     """
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
         raise InputError(f"rate must be a positive number of messages per second (or None), got {rate!r}.")
+    if seqs is not None and len(seqs) != len(bars):
+        raise InputError(f"seqs must give one number per bar: {len(seqs):,} numbers for {len(bars):,} bars.")
+    numbers = list(seqs) if seqs is not None else range(first_seq, first_seq + len(bars))
     faults = dict(faults or {})
     run = ReplayRun(topic)
 
@@ -252,7 +258,7 @@ def replay_numbered(conf: Mapping[str, Any], topic: str, bars: pd.DataFrame, *, 
                 producer.poll(0)
                 time.sleep(wait)
         key, value, ts = bar_message(record)
-        seq = first_seq + i
+        seq = numbers[i]
         send(producer, topic, value, key, ts, partial(on_delivery, seq),
              headers=[(SEQ_HEADER, str(seq).encode())])
         run.sent.append(seq)

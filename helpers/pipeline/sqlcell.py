@@ -31,6 +31,7 @@ import orjson
 import pandas as pd
 
 from helpers.core.errors import InputError, StreamSqlError
+from helpers.core.schemas import readable
 from helpers.infra.clients import assign_from_start, batches_to_end, make_consumer
 from helpers.pipeline.sqlfiles import SQL_DIR, load_sql, split_statements
 from helpers.pipeline.topics import COMPACTED, delete_topics, ensure_topics
@@ -71,11 +72,15 @@ class SqlResult:
         return (f"{len(self.table):,} rows, from {len(self.changes):,} changes ({inserts:,} inserts, "
                 f"{retractions:,} retractions), in {self.seconds:.1f} s on {self.engine}{why}")
 
+    def shown(self) -> pd.DataFrame:
+        """The first rows, with epoch-millisecond times as UTC dates (the table keeps the numbers)."""
+        return readable(self.table.head(SHOWN_ROWS))
+
     def _repr_html_(self) -> str:
-        return (f"<p>{self.summary()}</p>" + self.table.head(SHOWN_ROWS).to_html(index=False))
+        return f"<p>{self.summary()}</p>" + self.shown().to_html(index=False)
 
     def __repr__(self) -> str:
-        return f"{self.summary()}\n{self.table.head(SHOWN_ROWS).to_string(index=False)}"
+        return f"{self.summary()}\n{self.shown().to_string(index=False)}"
 
 
 @dataclass
@@ -246,7 +251,8 @@ def ksqldb_query(wb: Workbook, query: str, live: bool, rows: int, seconds: float
 
 # --- the course's own statements (ksql/ and ksql/flink/) -----------------------------------
 
-LESSON_TABLES = "03_lesson_tables.sql"     # Flink: bars, bars_live, alerts, variations, latest_price
+LESSON_TABLES = "03_lesson_tables.sql"     # Flink: bars, bars_live, latest_price
+JOIN_TABLES = "01_create_tables.sql"       # Flink: alerts, variations (then buy), declared once for both
 LESSON_STREAMS = "03_lesson_streams.sql"   # ksqlDB: the bars stream
 
 
@@ -262,7 +268,8 @@ def lesson_values(wb: Workbook, where: Settings, filename: str) -> dict[str, obj
             "pricelist_topic": topics.pricelist, "alerts_topic": topics.alerts,
             "variations_topic": topics.variations, "latest_topic": latest,
             "bootstrap_servers": where.bootstrap_servers, "kafka_login": kafka_login(where.kafka_security),
-            "group_id": where.group("sql")}
+            "group_id": where.group("sql"), "buy_topic": topics.buy,
+            "scan_bounded_mode": "latest-offset"}       # a lesson query reads its tables to their end
     else:
         values = {"bars_stream": stream_name(topics.pricelist), "pricelist_topic": topics.pricelist,
                   "latest_table": stream_name(latest).replace("_stream", "_table"), "latest_topic": latest}
@@ -286,7 +293,10 @@ def register_lesson_tables(wb: Workbook, where: Settings) -> list[SqlResult | Sq
     latest-price table's topic is made first, compacted."""
     if wb.settings.stream_engine == "flink":
         ensure_topics(wb.admin, [where.prefix + "latest_price"], partitions=1, config=COMPACTED)
-        return run_sql(wb, course_sql(wb, LESSON_TABLES, where))
+        alerts, variations, _buy = load_sql(f"flink/{JOIN_TABLES}", **lesson_values(wb, where, JOIN_TABLES))
+        inputs = [statement.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
+                  for statement in (alerts, variations)]      # the join's own declarations
+        return run_sql(wb, "\n\n".join([course_sql(wb, LESSON_TABLES, where), *inputs]))
     return run_sql(wb, course_sql(wb, LESSON_STREAMS, where))
 
 

@@ -5,7 +5,8 @@
 -- bars:        the bars as they are now: a query reads to the end and stops
 --              ('scan.bounded.mode' = 'latest-offset');
 -- bars_live:   the same topic, followed as it grows (a query runs until stopped);
--- alerts, variations: the router's output for the minute bars, read to the end;
+-- alerts, variations: the router's output for the minute bars, read to the end,
+--              are declared by the buy join's own file (01_create_tables.sql);
 -- latest_price: a table kept in a compacted topic (upsert-kafka): one value per
 --              ticker, each new value replacing the last under the same key.
 
@@ -37,51 +38,6 @@ CREATE TABLE IF NOT EXISTS bars (
 CREATE TABLE IF NOT EXISTS bars_live
 WITH ('scan.bounded.mode' = 'unbounded')
 LIKE bars (INCLUDING ALL OVERWRITING OPTIONS);
-
-CREATE TABLE IF NOT EXISTS alerts (
-  ticker STRING,
-  ts BIGINT,
-  `close` DOUBLE,
-  volume DOUBLE,
-  transactions BIGINT,
-  rowtime AS TO_TIMESTAMP_LTZ(ts, 3),
-  WATERMARK FOR rowtime AS rowtime - INTERVAL '1' MINUTE
-) WITH (
-  'connector' = 'kafka',
-  'topic' = '${alerts_topic}',
-  'properties.bootstrap.servers' = '${bootstrap_servers}',
-  ${kafka_login}
-  'properties.group.id' = '${group_id}',
-  'properties.isolation.level' = 'read_committed',
-  'scan.startup.mode' = 'earliest-offset',
-  'scan.bounded.mode' = 'latest-offset',
-  'key.format' = 'raw',
-  'key.fields' = 'ticker',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL'
-);
-
-CREATE TABLE IF NOT EXISTS variations (
-  ticker STRING,
-  ts BIGINT,
-  variation_ex DOUBLE,
-  variation_in DOUBLE,
-  rowtime AS TO_TIMESTAMP_LTZ(ts, 3),
-  WATERMARK FOR rowtime AS rowtime - INTERVAL '1' MINUTE
-) WITH (
-  'connector' = 'kafka',
-  'topic' = '${variations_topic}',
-  'properties.bootstrap.servers' = '${bootstrap_servers}',
-  ${kafka_login}
-  'properties.group.id' = '${group_id}',
-  'properties.isolation.level' = 'read_committed',
-  'scan.startup.mode' = 'earliest-offset',
-  'scan.bounded.mode' = 'latest-offset',
-  'key.format' = 'raw',
-  'key.fields' = 'ticker',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL'
-);
 
 CREATE TABLE IF NOT EXISTS latest_price (
   ticker STRING,

@@ -13,7 +13,7 @@ import sys
 import uuid
 
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer, TopicPartition
 from sqlalchemy import inspect
 
 from helpers.classroom.course import reset_course
@@ -185,13 +185,42 @@ def test_one_partition_check_counts_partitions_and_messages(isolated, daily):
     assert "ran more than once" in check_one_partition(other, bars, isolated).message
 
 
-def test_sell_route_check_tells_a_wrong_rule_from_a_wrong_router(isolated, daily):
+def sell_loop(decide, flush_first=True, commit=True, stop_at_end=True):
+    """A student's route_sells: `decide(msg, producer, topic)` for each bar, as the notebook's loop."""
+    def route_sells(consumer, producer, topic):
+        read, at_end, assigned = 0, set(), set()
+        while not (stop_at_end and assigned and assigned <= at_end):
+            in_batch = 0
+            for msg in consumer.consume(500, timeout=0.5):
+                if not msg.error():
+                    decide(msg, producer, topic)
+                    in_batch += 1
+                elif msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+            if not flush_first and in_batch:
+                consumer.commit(asynchronous=False)
+            producer.flush()
+            if flush_first and commit and in_batch:
+                consumer.commit(asynchronous=False)
+            read += in_batch
+            assigned = {p.partition for p in consumer.assignment()}
+        return read
+    return route_sells
+
+
+def test_sell_route_check_tells_a_wrong_rule_from_a_wrong_loop(isolated, daily, monkeypatch):
+    from helpers.classroom.exercises import ex04_routing
     from helpers.pipeline.produce import replay_bars
 
     replay_bars(daily, settings=isolated, progress=False)
 
     def is_sell(bar):
         return bar["close"] / bar["open"] - 1 < -0.05
+
+    def route_sell(msg, producer, topic):
+        bar = json.loads(msg.value())
+        if is_sell(bar):
+            producer.produce(topic, msg.value(), msg.key(), timestamp=bar["ts"])
 
     def route_nothing(msg, producer, topic):
         pass
@@ -201,10 +230,20 @@ def test_sell_route_check_tells_a_wrong_rule_from_a_wrong_router(isolated, daily
             producer.produce(topic, msg.value(), msg.key())
 
     sells = int((daily["close"] / daily["open"] - 1 < -0.05).sum())
-    too_wide = check_sell_route(lambda bar: bar["close"] / bar["open"] - 1 <= -0.04, route_nothing, isolated)
+    too_wide = check_sell_route(lambda bar: bar["close"] / bar["open"] - 1 <= -0.04, sell_loop(route_sell),
+                                isolated)
     assert "is_sell says" in too_wide.message and f"pandas finds {sells}" in too_wide.message
-    assert "produced nothing" in check_sell_route(is_sell, route_nothing, isolated).message
-    assert "timestamp=" in check_sell_route(is_sell, route_without_time, isolated).message
+    assert "produced nothing" in check_sell_route(is_sell, sell_loop(route_nothing), isolated).message
+    assert "timestamp=" in check_sell_route(is_sell, sell_loop(route_without_time), isolated).message
+    early = check_sell_route(is_sell, sell_loop(route_sell, flush_first=False), isolated)
+    assert "still held sells it had not delivered" in early.message
+    uncommitted = check_sell_route(is_sell, sell_loop(route_sell, commit=False), isolated)
+    assert f"{len(daily):,} bars not committed" in uncommitted.message
+    monkeypatch.setattr(ex04_routing, "LOOP_PATIENCE_S", 2.0)          # 2 s, not 20, in a test
+    endless = check_sell_route(is_sell, sell_loop(route_sell, stop_at_end=False), isolated)
+    assert "still consuming 2 s after every partition had reached its end" in endless.message
+    right = check_sell_route(is_sell, sell_loop(route_sell), isolated)
+    assert right.passed and f"{len(daily):,} bars read, {sells:,} sells routed" in right.message
 
 
 # --- notebook 09: the mailer and the bot ---------------------------------------------------------

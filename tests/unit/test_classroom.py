@@ -21,6 +21,7 @@ from helpers.classroom.exercises import common
 from helpers.classroom.exercises import ex09_next_steps as ex09
 from helpers.classroom.notebooks import notebook_paths
 from helpers.core.errors import InputError
+from helpers.core.validation import REASONS
 from helpers.infra.environment import load_settings
 
 NOTEBOOKS = notebook_paths()
@@ -153,17 +154,28 @@ def test_a_placeholder_is_a_fail_that_says_what_to_do_without_touching_any_servi
                    ex.check_double_replay(..., None, nothing), ex.check_duplicates(..., nothing),
                    ex.check_idle_consumers(..., ..., nothing), ex.check_offset_reset(..., nothing),
                    ex.check_copartitioning(3, ..., nothing), ex.check_one_signal_price(..., None),
-                   ex.check_router_lag(..., None, nothing), ex.check_bot_restart(..., None, None)):
+                   ex.check_router_lag(..., None, nothing), ex.check_bot_restart(..., None, None, None)):
         assert not result.passed and "placeholder `...`" in result.message
         assert repr(result).startswith(f"❌ Exercise {result.exercise}: not yet")
 
 
-def test_check_rejection_explains_the_order_of_the_rules():
-    assert exercises.check_rejection("outside_range").passed
-    wrong = exercises.check_rejection("high_below_low")
-    assert not wrong.passed and "high is still above low" in wrong.message
-    assert "'outside_range'" in wrong.message
-    assert "choose one of" in exercises.check_rejection("open_above_high").message
+RIGHT_REASONS = {"open above high": "outside_range", "high and low swapped": "high_below_low",
+                 "low zero, volume negative": "bad_price"}
+
+
+def test_check_rejection_counts_right_predictions_without_naming_the_answers():
+    assert exercises.check_rejection(RIGHT_REASONS).passed
+    for way in RIGHT_REASONS:                     # one wrong, whichever: no reason is named
+        for reason in REASONS:
+            if reason != RIGHT_REASONS[way]:
+                wrong = exercises.check_rejection({**RIGHT_REASONS, way: reason})
+                assert not wrong.passed and wrong.message.startswith("Not all three predictions are right")
+                assert not any(f"'{r}'" in wrong.message for r in REASONS)
+    one_for_all = [exercises.check_rejection(dict.fromkeys(RIGHT_REASONS, r)) for r in REASONS]
+    assert not any(r.passed for r in one_for_all)            # no constant passes
+    assert "choose among" in exercises.check_rejection({**RIGHT_REASONS, "open above high": "x"}).message
+    assert "choose among" in exercises.check_rejection({**RIGHT_REASONS, "open above high": []}).message
+    assert "one reason for each" in exercises.check_rejection("outside_range").message
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from helpers.pipeline.replication import (
     per_second,
     plot_fault_timeline,
     recovery_seconds,
+    replay_numbered,
     tally,
     tally_runs,
     with_gaps,
@@ -53,6 +54,12 @@ def test_a_sequence_number_sent_twice_is_refused():
 def test_a_message_both_delivered_and_failed_is_refused():
     with pytest.raises(InputError, match="both delivered and failed"):
         tally([1, 2], [1, 2], [2], [1, 2])
+
+
+def test_a_resend_must_number_every_bar_it_sends_before_anything_is_produced():
+    bars = pd.DataFrame({"ticker": ["AAPL"] * 3})
+    with pytest.raises(InputError, match="2 numbers for 3 bars"):
+        replay_numbered({"bootstrap.servers": "nowhere:1"}, "t", bars, seqs=[7, 8])
 
 
 def test_tally_runs_adds_replays_into_one_topic():

@@ -20,7 +20,7 @@ import traceback
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,9 @@ from helpers.infra.clients import assign_from_start, batches_to_end, make_admin,
 from helpers.pipeline.topics import (
     reset_topics,
 )
+
+if TYPE_CHECKING:
+    from helpers.infra.workbook import Workbook
 
 __all__ = ["CheckResult", "call", "copy_topic", "failed", "lab", "not_a_number", "number", "passed", "plural"]
 
@@ -174,3 +177,34 @@ def copy_topic(source: str, target: str, settings: Settings, partitions: int = 3
         producer.poll(0)
     producer.flush(60)
     return len(messages)
+
+
+# --- SQL the student wrote (06, 07) ------------------------------------------------------
+
+def query_answer(ex: str, result: Any, wb: Workbook, what: str, columns: list[str]
+                 ) -> pd.DataFrame | CheckResult:
+    """The table of the student's query, run again on the engine (what they saved with
+    `%%sql --save <what>`), or the failed check that says why there is none: not a saved query
+    result, not a SELECT, or without one of `columns`."""
+    from helpers.pipeline.sqlcell import SqlResult, run_sql
+
+    if not isinstance(result, SqlResult):
+        return failed(ex, f"{what} is not a query's result: run your %%sql cell, which saves it "
+                          f"with --save {what}, then this check.")
+    [again] = run_sql(wb, result.statement)
+    if not isinstance(again, SqlResult):
+        return failed(ex, "Your statement is not a query: write a SELECT.")
+    absent = [c for c in columns if c not in again.table.columns]
+    if absent:
+        return failed(ex, f"Your query gives the columns {', '.join(again.table.columns)}; the "
+                          f"check needs {', '.join(columns)}. Name each with AS.")
+    return again.table
+
+
+def minute_bars(wb: Workbook) -> pd.DataFrame:
+    """The stored minute bars (what notebook 06 replayed into minute.pricelist)."""
+    from helpers.infra.database import open_engine
+    from helpers.pipeline.db import read_bars
+
+    with open_engine(wb.settings) as engine:
+        return read_bars(engine, "minute")

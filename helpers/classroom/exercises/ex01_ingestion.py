@@ -10,31 +10,49 @@ from helpers.core.rules import PRICE_THRESHOLD
 from helpers.core.validation import REASONS, validate_bars
 from helpers.pipeline.db import read_bars
 
+# 01.1: three ways to break a valid bar; each name is the key of PREDICTED_REASONS
+BROKEN_BARS = {
+    "open above high": lambda bar: {"open": bar["high"] + 1},
+    "high and low swapped": lambda bar: {"high": bar["low"], "low": bar["high"]},
+    "low zero, volume negative": lambda bar: {"low": 0.0, "volume": -1.0},
+}
 
-def check_rejection(predicted: Any) -> CheckResult:
-    """01.1: which reason `validate_bars` gives a bar whose open is above its high."""
-    ex = "01.1"
-    if is_placeholder(predicted):
-        return failed(ex, f"PREDICTED_REASON {PLACEHOLDER}")
-    if predicted not in REASONS:
-        return failed(ex, f"{predicted!r} is not a reason validate_bars gives: choose one of "
-                          f"{', '.join(REASONS)}.")
+
+def broken_bars() -> pd.DataFrame:
+    """One valid daily bar of the sample, broken in each of the BROKEN_BARS ways (index: the way)."""
     from helpers.pipeline.sources import fetch_bars
 
-    bar = fetch_bars("sample", timespan="day").head(1).copy()
-    bar.loc[bar.index[0], "open"] = bar["high"].iloc[0] + 1
-    _, rejected = validate_bars(bar)
-    actual = str(rejected["reason"].iloc[0])
-    shown = (f"open ${bar['open'].iloc[0]:.2f}, high ${bar['high'].iloc[0]:.2f}, "
-             f"low ${bar['low'].iloc[0]:.2f}")
-    if predicted == actual:
-        return passed(ex, f"validate_bars rejected the bar ({shown}) as {actual!r}: {REASONS[actual]}.")
-    why = {"high_below_low": "high is still above low: only the open moved",
-           "bad_price": "every price is still positive and finite",
-           "missing_field": "no field is missing"}.get(predicted, f"{predicted!r} does not apply")
-    return failed(ex, f"You predicted {predicted!r}, but {why} ({shown}). validate_bars tries its "
-                      f"rules in order (REASONS in helpers/core/validation.py) and names the first one "
-                      f"the bar breaks: {actual!r}, {REASONS[actual]}.")
+    bar = fetch_bars("sample", timespan="day").iloc[0].to_dict()
+    return pd.DataFrame([{**bar, **breaks(bar)} for breaks in BROKEN_BARS.values()],
+                        index=pd.Index(list(BROKEN_BARS), name="broken"))
+
+
+def check_rejection(predicted: Any) -> CheckResult:
+    """01.1: the reason `validate_bars` gives each of three broken bars (a dict: way -> reason)."""
+    ex = "01.1"
+    if is_placeholder(predicted):
+        return failed(ex, f"PREDICTED_REASONS {PLACEHOLDER}")
+    if not isinstance(predicted, dict) or set(predicted) != set(BROKEN_BARS):
+        return failed(ex, "PREDICTED_REASONS must be a dict with one reason for each of "
+                          f"{', '.join(repr(k) for k in BROKEN_BARS)}.")
+    if any(is_placeholder(v) for v in predicted.values()):
+        return failed(ex, f"A reason in PREDICTED_REASONS {PLACEHOLDER}")
+    unknown = [v for v in predicted.values() if not isinstance(v, str) or v not in REASONS]
+    if unknown:
+        return failed(ex, f"{unknown[0]!r} is not a reason validate_bars gives: choose among "
+                          f"{', '.join(REASONS)}.")
+    bars = broken_bars()
+    _, rejected = validate_bars(bars)             # every one is rejected, in the order given
+    bars["reason"] = rejected["reason"].to_numpy()
+    bars["you predicted"] = [predicted[way] for way in bars.index]
+    if (bars["reason"] != bars["you predicted"]).any():      # not how many: that could be searched
+        return failed(ex, "Not all three predictions are right. A bar may break more than one rule, "
+                          "and validate_bars names only the first it tries: for each bar, list the "
+                          "rules it breaks, then look at the order of REASONS in "
+                          "helpers/core/validation.py.")
+    shown = bars[["open", "high", "low", "close", "volume", "reason"]]
+    return passed(ex, "validate_bars gave each bar the reason you predicted: the first rule, in "
+                      "the order of REASONS, that the bar breaks.", shown)
 
 
 def as_counts(result: Any) -> dict[str, int] | None:

@@ -1,13 +1,15 @@
 """The checks of notebook 04_routing's exercises."""
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import closing, suppress
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from confluent_kafka import KafkaError
 
 from helpers.classroom.exercises.common import (
     PLACEHOLDER,
@@ -29,26 +31,80 @@ from helpers.core.settings import Settings
 from helpers.infra.clients import batches_to_end, make_admin, make_consumer, make_producer
 from helpers.infra.database import open_engine
 from helpers.pipeline.db import read_bars
-from helpers.pipeline.topics import count_messages, read_topic, reset_topics
+from helpers.pipeline.topics import consumer_lag, count_messages, read_topic, reset_topics
+
+LOOP_PATIENCE_S = 20.0     # 04.1: how long a loop may go on consuming after the end of every partition
 
 
-def route_with(handler: Callable, source: str, target: str, settings: Settings) -> int:
-    """Run a hand-made router over `source`: handler(msg, producer, target) for each message."""
+class LoopNeverEnds(Exception):
+    """Raised inside a student's loop that keeps consuming long after the end of every partition."""
+
+
+class WatchedConsumer:
+    """A real consumer, watched for 04.1: what the producer still held at each commit, and a loop that
+    goes on consuming long after every partition has reached its end."""
+
+    def __init__(self, consumer: Any, producer: Any, patience: float):
+        self._consumer, self._producer, self.patience = consumer, producer, patience
+        self.unflushed_at_commit: list[int] = []
+        self._at_end: set[int] = set()
+        self._idle_since: float | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+    def consume(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return self._seen(self._consumer.consume(*args, **kwargs))
+
+    def poll(self, *args: Any, **kwargs: Any) -> Any:
+        msg = self._consumer.poll(*args, **kwargs)
+        self._seen([] if msg is None else [msg])
+        return msg
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        self.unflushed_at_commit.append(len(self._producer))
+        return self._consumer.commit(*args, **kwargs)
+
+    def _seen(self, messages: list[Any]) -> list[Any]:
+        for msg in messages:
+            if msg.error() is None:
+                self._at_end.discard(msg.partition())
+            elif msg.error().code() == KafkaError._PARTITION_EOF:
+                self._at_end.add(msg.partition())
+        assigned = {tp.partition for tp in self._consumer.assignment()}
+        if not (assigned and assigned <= self._at_end):
+            self._idle_since = None
+        elif self._idle_since is None:
+            self._idle_since = time.monotonic()
+        elif time.monotonic() - self._idle_since > self.patience:
+            raise LoopNeverEnds
+        return messages
+
+
+def run_sell_loop(route_sells: Callable, target: str, settings: Settings
+                  ) -> tuple[Any, WatchedConsumer, str, BaseException | None]:
+    """Call a student's loop with a consumer of a new group subscribed to pricelist and a producer;
+    return what it returned, the watched consumer, the group, and what it raised."""
     producer = make_producer(settings)
-    read = 0
     group = f"{settings.prefix}exercise-router-{uuid.uuid4().hex[:6]}"
-    with closing(make_consumer(group, settings)) as consumer:
-        consumer.subscribe([source])
-        for batch in batches_to_end(consumer, timeout=120):
-            for msg in batch:
-                handler(msg, producer, target)
-                read += 1
-            producer.flush(60)
-    return read
+    consumer = make_consumer(group, settings)
+    consumer.subscribe([settings.topics.pricelist])
+    watched = WatchedConsumer(consumer, producer, LOOP_PATIENCE_S)
+    returned, raised_ = None, None
+    try:
+        returned = route_sells(watched, producer, target)
+    except BaseException as exc:  # noqa: BLE001 - the student's loop raised (or never ended)
+        raised_ = exc
+    finally:
+        producer.flush(30)
+        with suppress(RuntimeError):        # the student's loop may have closed it already
+            consumer.close()
+    return returned, watched, group, raised_
 
 
-def check_sell_route(is_sell: Any, route_sell: Any, settings: Settings) -> CheckResult:
-    """04.1: a `sell` rule (close/open − 1 below −5 %) and a router that sends sells to their own topic."""
+def check_sell_route(is_sell: Any, route_sells: Any, settings: Settings) -> CheckResult:
+    """04.1: a `sell` rule (close/open − 1 below −5 %) and the consume → produce → flush → commit loop
+    that sends sells to their own topic."""
     ex = "04.1"
     with open_engine(settings) as engine:
         bars = read_bars(engine, "day")
@@ -72,14 +128,23 @@ def check_sell_route(is_sell: Any, route_sell: Any, settings: Settings) -> Check
                           f"close ${wrong['close']:.2f}, close/open − 1 = {change:+.2%}: {verdict} "
                           "(strictly below −5 %, written as the fraction −0.05).")
     target = lab("04", settings).prefix + "sell"
-    reset_topics(make_admin(settings), [target])
-    try:
-        route_with(route_sell, settings.topics.pricelist, target, settings)
-    except Exception as exc:  # noqa: BLE001 - the student's router raised
-        return failed(ex, f"route_sell raised {raised(exc)}.")
+    admin = make_admin(settings)
+    reset_topics(admin, [target])
+    returned, watched, group, trouble = run_sell_loop(route_sells, target, settings)
+    if isinstance(trouble, LoopNeverEnds):
+        return failed(ex, f"route_sells was still consuming {watched.patience:g} s after every "
+                          "partition had reached its end: stop once each assigned partition has "
+                          "reported its end (enable.partition.eof), as the loop above does.")
+    if trouble is not None:
+        return failed(ex, f"route_sells raised {raised(trouble)}.")
+    in_pricelist = count_messages(settings.topics.pricelist, settings)
+    if number(returned) != in_pricelist:
+        return failed(ex, f"route_sells returned {returned!r}; it should return how many bars it read "
+                          "(count each message that is not an error), so a caller can compare it with "
+                          "the topic.")
     messages = read_raw(target, settings)
     if len(messages) != len(expected):
-        why = ("route_sell produced nothing: call producer.produce(topic, …) when is_sell(bar)"
+        why = ("route_sells produced nothing: call producer.produce(topic, …) when is_sell(bar)"
                if not messages else "produce only the bars for which is_sell(bar) is true, each once")
         return failed(ex, f"{target} holds {plural(len(messages), 'message')}, not one per bar that "
                           f"is_sell accepts: {why}.")
@@ -91,9 +156,21 @@ def check_sell_route(is_sell: Any, route_sell: Any, settings: Settings) -> Check
     if stamped != sorted(expected["ts"]):
         return failed(ex, "The sells' Kafka timestamps are not their bars' ts: pass timestamp=bar['ts'] "
                           "(or msg.timestamp()[1]) to produce(), so that downstream windows use market time.")
+    early = [n for n in watched.unflushed_at_commit if n]
+    if early:
+        return failed(ex, f"At {plural(len(early), 'commit')}, the producer still held sells it had not "
+                          "delivered: a crash right then would skip them for good. Make the outputs "
+                          "durable before you commit the inputs.")
+    lag = consumer_lag(admin, group, [settings.topics.pricelist], settings)
+    if lag:
+        return failed(ex, f"route_sells read every bar, but its group has {plural(lag, 'bar')} not "
+                          "committed: a restart would route them again. Commit after each batch.")
     per_ticker = expected.groupby("ticker").size().rename("sells").to_frame()
-    return passed(ex, f"{len(expected):,} sells routed to {target}, keyed by ticker at market time, "
-                      "the same bars pandas finds.", per_ticker)
+    commits = len(watched.unflushed_at_commit)
+    return passed(ex, f"{returned:,} bars read, {len(expected):,} sells routed to {target}, keyed by "
+                      f"ticker at market time, the same bars pandas finds; {plural(commits, 'commit')}, "
+                      "each after its sells were delivered, and the group has nothing left to read.",
+                      per_ticker)
 
 
 def crash_router(settings: Settings, bars: pd.DataFrame, after_batches: int = 3, batch: int = 500) -> int:

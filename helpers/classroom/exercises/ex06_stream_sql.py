@@ -4,55 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
-from helpers.classroom.exercises.common import CheckResult, failed, passed, plural
+from helpers.classroom.exercises.common import CheckResult, failed, minute_bars, passed, plural, query_answer
 from helpers.core import windows
-from helpers.infra.database import open_engine
 from helpers.infra.workbook import Workbook
-from helpers.pipeline.db import read_bars
-from helpers.pipeline.sqlcell import SqlResult, run_sql
 
 OHLC = ["ticker", "window_start", "open", "high", "low", "close", "volume"]
 DAY_RANGE = ["ticker", "window_start", "bars", "low", "high"]
-
-
-def rerun(ex: str, result: Any, wb: Workbook, what: str) -> tuple[pd.DataFrame | None, CheckResult | None]:
-    """The table of the student's query, run again on the engine (what they saved with %%sql --save)."""
-    if not isinstance(result, SqlResult):
-        return None, failed(ex, f"{what} is not a query's result: run your %%sql cell, which saves it with "
-                                f"--save {what}, then this check.")
-    [again] = run_sql(wb, result.statement)
-    if not isinstance(again, SqlResult):
-        return None, failed(ex, "Your statement is not a query: write a SELECT.")
-    return again.table, None
-
-
-def missing_columns(ex: str, table: pd.DataFrame, wanted: list[str]) -> CheckResult | None:
-    """A hint naming the columns the query must give, or None when it gives them all."""
-    absent = [c for c in wanted if c not in table.columns]
-    if absent:
-        return failed(ex, f"Your query gives the columns {', '.join(table.columns)}; the check needs "
-                          f"{', '.join(wanted)}. Name each with AS.")
-    return None
-
-
-def minute_bars(wb: Workbook) -> pd.DataFrame:
-    """The stored minute bars (what notebook 06 replayed into minute.pricelist)."""
-    with open_engine(wb.settings) as engine:
-        return read_bars(engine, "minute")
 
 
 def check_five_minute_bars(ohlc: Any, wb: Workbook) -> CheckResult:
     """06.1: a query that cuts every ticker's minute bars into 5-minute bars (open, high, low, close,
     volume), equal to pandas' resample of the same bars."""
     ex = "06.1"
-    table, wrong = rerun(ex, ohlc, wb, "ohlc")
-    if wrong:
-        return wrong
-    assert table is not None
-    if wrong := missing_columns(ex, table, OHLC):
-        return wrong
+    table = query_answer(ex, ohlc, wb, "ohlc", OHLC)
+    if isinstance(table, CheckResult):
+        return table
     expected = windows.five_minute_bars(minute_bars(wb))
     if len(table) != len(expected):
         return failed(ex, f"Your query gives {plural(len(table), 'row')}, pandas {len(expected):,} windows "
@@ -74,12 +40,9 @@ def check_five_minute_bars(ohlc: Any, wb: Workbook) -> CheckResult:
 def check_day_ranges(ranges: Any, wb: Workbook) -> CheckResult:
     """06.2: a query giving each ticker's bars, low and high per UTC day, equal to pandas."""
     ex = "06.2"
-    table, wrong = rerun(ex, ranges, wb, "ranges")
-    if wrong:
-        return wrong
-    assert table is not None
-    if wrong := missing_columns(ex, table, DAY_RANGE):
-        return wrong
+    table = query_answer(ex, ranges, wb, "ranges", DAY_RANGE)
+    if isinstance(table, CheckResult):
+        return table
     expected = windows.day_ranges(minute_bars(wb))
     diff = windows.compare_tables(table.astype({"bars": "int64"}), expected, DAY_RANGE)
     if diff.empty:

@@ -13,7 +13,10 @@ from helpers.classroom.exercises.common import (
     failed,
     is_placeholder,
     lab,
+    minute_bars,
+    number,
     passed,
+    query_answer,
     topic_exists,
 )
 from helpers.core import windows
@@ -31,46 +34,67 @@ from helpers.pipeline.db import read_bars
 from helpers.pipeline.topics import count_messages, read_topic
 
 
-def check_copartitioning(partitions: Any, survive: Any, settings: Settings) -> CheckResult:
-    """07.2: how many buy signals a partition-by-partition join finds on inputs not co-partitioned."""
-    from helpers.core.rules import buy_signals
+def partition_by_partition(alerts: pd.DataFrame, variations: pd.DataFrame) -> int:
+    """The check's own count: buy signals of a join that reads partition n of each input together."""
+    return sum(len(buy_signals(a, variations[variations["partition"] == p], VARIATION_THRESHOLD))
+               for p, a in alerts.groupby("partition"))
 
+
+def check_copartitioning(partitions: Any, found: Any, settings: Settings) -> CheckResult:
+    """07.2: a function counting the buy signals a partition-by-partition join finds, tried on the
+    student's lab topics (not co-partitioned) and on the course's (co-partitioned)."""
     ex = "07.2"
-    if is_placeholder(survive):
-        return failed(ex, f"SURVIVE {PLACEHOLDER}")
-    if survive not in ("all", "some", "none"):
-        return failed(ex, f"SURVIVE must be 'all', 'some' or 'none', got {survive!r}.")
-    mine = lab("07", settings).topics
+    if is_placeholder(found):
+        return failed(ex, f"found_partition_by_partition {PLACEHOLDER}")
+    mine, course = lab("07", settings).topics, settings.topics
     counts = {t: topic_exists(t, settings) for t in (mine.alerts, mine.variations)}
     if not all(counts.values()):
         return failed(ex, "Run the exercise cell first: it copies alerts and variations into your "
                           "lab topics.")
+    if counts[mine.variations] == counts[mine.alerts]:
+        return failed(ex, f"Both lab topics have {counts[mine.alerts]} partitions: they are "
+                          "co-partitioned, so nothing breaks. Set PARTITIONS to another count and run "
+                          "the exercise cell again.")
     alerts = read_topic(mine.alerts, settings=settings)
     variations = read_topic(mine.variations, settings=settings)
     everything = buy_signals(alerts, variations, VARIATION_THRESHOLD)
-    kept = pd.concat([buy_signals(a, variations[variations["partition"] == p], VARIATION_THRESHOLD)
-                      for p, a in alerts.groupby("partition")], ignore_index=True)
-    actual = "all" if len(kept) == len(everything) else ("none" if kept.empty else "some")
+    kept = partition_by_partition(alerts, variations)
     table = pd.DataFrame({
         "alerts in partition": alerts.groupby("ticker")["partition"].first(),
         "variations in partition": variations.groupby("ticker")["partition"].first(),
         "buy signals": everything.groupby("ticker").size(),
-        "found partition by partition": kept.groupby("ticker").size(),
     }).fillna(0).astype(int).loc[lambda t: t["buy signals"] > 0]
-    if counts[mine.variations] == counts[mine.alerts]:
-        return failed(ex, f"Both lab topics have {counts[mine.alerts]} partitions: they are co-partitioned, "
-                          "so nothing breaks. Set PARTITIONS to another count and run the exercise "
-                          "cell again.",
-                      table)
-    summary = (f"A join that reads partition n of {mine.alerts} ({counts[mine.alerts]} partitions) with "
-               f"partition n of {mine.variations} ({counts[mine.variations]}) finds {len(kept)} of "
-               f"{len(everything)} buy signals")
-    if survive == actual:
-        return passed(ex, f"{summary}: a ticker's alerts and variations meet only where the two partition "
-                          "counts happen to hash it to the same number. ksqlDB refuses such inputs; Flink "
-                          "re-distributes both by ticker and finds them all.", table)
-    return failed(ex, f"You predicted {survive!r}. {summary}. The same key goes to partition "
-                      "hash(key) mod N: change N and most keys move (see the table).", table)
+    if kept == len(everything):
+        return failed(ex, f"With {counts[mine.variations]} partitions every ticker with a signal "
+                          "happens to land in the same partition number in both lab topics (see the "
+                          "table): choose another PARTITIONS, so that at least one of them moves.", table)
+    course_alerts = read_topic(course.alerts, settings=settings)
+    course_variations = read_topic(course.variations, settings=settings)
+    movers = sorted(buy_signals(course_alerts, course_variations, VARIATION_THRESHOLD)["ticker"].unique())
+    moved = course_variations.assign(partition=course_variations["partition"].where(
+        course_variations["ticker"] != movers[0], (course_variations["partition"] + 1) % 3))
+    cases = [(f"{mine.alerts} ({counts[mine.alerts]} partitions) and {mine.variations} "
+              f"({counts[mine.variations]})", alerts, variations, kept),
+             (f"the course's {course.alerts} and {course.variations} (3 partitions each)",
+              course_alerts, course_variations, partition_by_partition(course_alerts, course_variations)),
+             (f"the course's topics with {movers[0]}'s variations moved to the next partition",
+              course_alerts, moved, partition_by_partition(course_alerts, moved))]
+    for name, a, v, expected in cases:
+        got, error = call(ex, "found_partition_by_partition", found, a, v)
+        if error:
+            return error
+        if number(got) != expected:
+            return failed(ex, f"found_partition_by_partition says {got!r} for {name}. Such a join "
+                              "never looks beyond its own partition number: an alert can only meet the "
+                              "variations that sit in the partition with the same number, in the other "
+                              "topic (each row's `partition` column says where it sits).", table)
+    return passed(ex, f"A join that reads partition n of {mine.alerts} with partition n of "
+                      f"{mine.variations} finds {kept} of {len(everything)} buy signals, and your "
+                      f"function counts the same on the lab topics, on the co-partitioned course "
+                      f"topics and on those with one ticker moved ({cases[2][3]} found). A ticker's "
+                      "alerts and variations meet only where the two partition counts happen to "
+                      "hash it to the same number. ksqlDB refuses such inputs; Flink "
+                      "re-distributes both by ticker and finds them all.", table)
 
 
 def as_pairs(result: Any) -> pd.DataFrame | None:
@@ -155,14 +179,9 @@ def check_my_join(joined: Any, wb: Workbook) -> CheckResult:
     """07.1: the interval join written by the student on the minute tables: every alert and variation
     of one ticker at most 3 minutes apart (either order) with variation_ex above 1.5 %, equal to pandas."""
     ex = "07.1"
-    from helpers.classroom.exercises.ex06_stream_sql import minute_bars, missing_columns, rerun
-
-    table, wrong = rerun(ex, joined, wb, "joined")
-    if wrong:
-        return wrong
-    assert table is not None
-    if wrong := missing_columns(ex, table, JOIN_COLUMNS):
-        return wrong
+    table = query_answer(ex, joined, wb, "joined", JOIN_COLUMNS)
+    if isinstance(table, CheckResult):
+        return table
     bars = minute_bars(wb)
     expected = buy_signals(alerts_frame(bars, PRICE_THRESHOLD), variations_frame(bars), MY_THRESHOLD,
                            window_ms=MY_WINDOW_MS)[JOIN_COLUMNS]

@@ -96,30 +96,51 @@ def trailing_hint(label: str, entry: float, closes: list[float], got: Any, expec
             f"highest close so far, ${peak:,.2f}.")
 
 
-def check_bot_restart(doubled: Any, bot: Any, signals: pd.DataFrame) -> CheckResult:
-    """09.2: how many trades a crash-and-restart writes twice into the bot's book."""
+def written_twice(book: pd.DataFrame) -> int:
+    """The check's own count: trades that repeat an earlier trade's (ticker, side, signal_ts)."""
+    return int(book.duplicated(["ticker", "side", "signal_ts"]).sum())
+
+
+def check_bot_restart(predicted: Any, doubled: Any, bot: Any, signals: pd.DataFrame) -> CheckResult:
+    """09.2: a prediction of the trades a crash-and-restart writes twice into the bot's book, and a
+    function `doubled(book)` that counts them, tried on the bot's book and on one with repeats."""
     from helpers.pipeline.paper import backtest
 
     ex = "09.2"
-    if wrong := not_a_number(ex, "DOUBLED", doubled, " of trades"):
+    if wrong := not_a_number(ex, "DOUBLED", predicted, " of trades"):
         return wrong
     runs = list(getattr(bot, "history", []))
     if len(runs) < 2 or not runs[-2].crashed:
         return failed(ex, "Run the whole exercise cell: reset, the run that crashes, then the restart.")
     book = bot.read_trades()
-    twice = int(book.duplicated(["ticker", "side", "signal_ts"]).sum())
     reference = backtest(read_bars(bot.engine, "day"), signals, bot.rule, bot.amount)
     if not book.round(6).equals(reference.round(6)):
         return failed(ex, f"The lab bot's book ({len(book)} trades) differs from the backtest "
                           f"({len(reference)}): run the exercise cell again from lab.reset().")
+    rng = np.random.default_rng()
+    repeated = book.sample(n=int(rng.integers(5, 31)), random_state=rng)   # a new number every check
+    careless = pd.concat([book, repeated], ignore_index=True).sample(frac=1, random_state=rng)
+    for name, trades in (("the lab bot's book", book),
+                         ("a book where a consumer without the unique key wrote some trades twice",
+                          careless)):
+        counted, error = call(ex, "doubled", doubled, trades.reset_index(drop=True))
+        if error:
+            return error
+        if number(counted) != written_twice(trades):
+            return failed(ex, f"doubled() says {counted!r} for {name} ({len(trades)} rows). Count the "
+                              "rows that repeat a trade written before them, not the rows: what makes "
+                              "two rows the same trade? (the keys of paper_trades in "
+                              "helpers/pipeline/paper.py)")
     crashed, restart = runs[-2], runs[-1]
     story = (f"The first run handled {crashed.read} signals and died before committing them; the "
              f"restart read {restart.read}, those {crashed.read} again included")
-    if doubled == twice:
-        return passed(ex, f"{story}, and the book still holds each of its {len(book)} trades once, equal to "
-                          "the backtest. A repeated signal finds its trade already written (a unique key on "
-                          "ticker, side and signal) or its position already open: an idempotent consumer "
-                          "turns at-least-once delivery into effectively-once results.")
-    return failed(ex, f"You predicted {doubled}. {story}. What happens when the restarted bot writes a trade "
-                      "it already wrote? Look at the keys of the paper_trades table in "
-                      "helpers/pipeline/paper.py.")
+    if number(predicted) != written_twice(book):
+        return failed(ex, f"doubled() counts right, but the book does not agree with your prediction "
+                          f"{predicted}. {story}. What happens when the restarted bot writes a trade "
+                          "it already wrote? Look at the keys of the paper_trades table in "
+                          "helpers/pipeline/paper.py.")
+    return passed(ex, f"{story}, and the book still holds each of its {len(book)} trades once, equal "
+                      f"to the backtest; your doubled() also found the {len(repeated)} repeats of a "
+                      "careless book. A repeated signal finds its trade already written (a unique key "
+                      "on ticker, side and signal) or its position already open: an idempotent "
+                      "consumer turns at-least-once delivery into effectively-once results.")
