@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from helpers.infra.workbook import Workbook
 
 #: namespaces the lessons create inside the student's own (notebooks 04 to 09)
-LESSON_NAMESPACES = ("handmade", "lesson05", "minute", "edges", "live", "scratch", "bot", "sql")
+LESSON_NAMESPACES = ("handmade", "lesson05", "minute", "edges", "live", "scratch", "bot", "sql",
+                     "router")      # router.control: the live router's control topic (08)
 EXERCISE_NAMESPACE = re.compile(r"ex\d\d")
 #: groups of the lessons that carry no namespace of their own (notebook 04)
 LESSON_GROUPS = ("handmade-router",)

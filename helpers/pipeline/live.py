@@ -3,7 +3,9 @@ real topics fill while a replay runs (08_dashboard).
 
 The replay, the router and the stream-SQL query run together in the
 background, exactly as in separate terminals; a LiveView consumes the real
-topics and redraws as messages arrive.
+topics and redraws as messages arrive. The router also reads a compacted
+control topic (`<namespace>.router.control`): a message `{"price": …}`
+there changes its alert price while it runs.
 """
 from __future__ import annotations
 
@@ -20,15 +22,23 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 from helpers.core.errors import KafkaOperationError, WaitTimeout, WorkbookError
-from helpers.core.plots import plot_arrivals, plot_prices
+from helpers.core.plots import plot_arrivals, plot_prices, to_datetime
 from helpers.core.rules import Thresholds
 from helpers.core.schemas import decode
-from helpers.core.whatif import what_if
+from helpers.core.whatif import PriceChange, price_in_force, what_if, what_if_changed
 from helpers.infra.clients import make_consumer
 from helpers.pipeline.produce import replay_bars
 from helpers.pipeline.route import Router
 from helpers.pipeline.streamsql import StreamSqlRun, run_buy_query
-from helpers.pipeline.topics import consumer_lag, reset_topics, topic_counts
+from helpers.pipeline.topics import (
+    COMPACTED,
+    consumer_lag,
+    delete_topics,
+    ensure_topics,
+    read_topic,
+    reset_topics,
+    topic_counts,
+)
 
 if TYPE_CHECKING:
     from helpers.infra.workbook import Workbook
@@ -47,6 +57,7 @@ class LivePipeline:
         self.errors: list[BaseException] = []
         self.replayed = threading.Event()
         self._stop_replay = threading.Event()
+        self.control_topic = self.settings.prefix + "router.control"   # one partition, compacted
 
     @property
     def topics(self) -> list[str]:
@@ -69,9 +80,11 @@ class LivePipeline:
         If a stage cannot start, those already started are stopped before the error is raised.
         """
         reset_topics(self.wb.admin, self.topics, groups=[self.settings.group("router")])
+        delete_topics(self.wb.admin, [self.control_topic])        # no price change of an earlier run
+        ensure_topics(self.wb.admin, [self.control_topic], partitions=1, config=COMPACTED)
         self.query = run_buy_query(self.wb, self.thresholds.variation, until_caught_up=False)
         try:
-            router = self.router = Router(self.settings, self.thresholds)
+            router = self.router = Router(self.settings, self.thresholds, control_topic=self.control_topic)
         except BaseException:
             self.stop()
             raise
@@ -95,6 +108,19 @@ class LivePipeline:
     def counts(self) -> pd.Series:
         """Messages in each topic now (from the brokers' offsets)."""
         return topic_counts(self.topics, self.settings)
+
+    @property
+    def price_changes(self) -> list[PriceChange]:
+        """The alert prices the router took from the control topic, in order."""
+        return list(self.router.price_changes) if self.router else []
+
+    def expected(self) -> pd.Series:
+        """What the topics must hold once every replayed bar is through: the what-if of the bars in
+        `pricelist`, each judged at the alert price in force when the router routed it."""
+        bars = read_topic(self.settings.topics.pricelist, settings=self.settings)
+        if bars.empty:
+            return what_if(self.bars.iloc[:0], self.thresholds).counts
+        return what_if_changed(bars, self.thresholds, self.price_changes).counts
 
     def wait_for(self, expected: pd.Series, timeout: float = 300) -> pd.Series:
         """Wait until the topics hold the expected counts (pricelist, variations, alerts, buy), then stop."""
@@ -181,7 +207,8 @@ class LiveView:
                     if msg.error().code() != KafkaError._PARTITION_EOF:
                         raise KafkaOperationError(f"Reading {msg.topic()} failed: {msg.error().str()}.")
                     continue
-                self.frames[msg.topic()].append(decode(self.schemas[msg.topic()], msg.value()))
+                self.frames[msg.topic()].append({**decode(self.schemas[msg.topic()], msg.value()),
+                                                 "partition": msg.partition(), "offset": msg.offset()})
                 got += 1
         self.history.append({"seconds": time.monotonic() - self.started,
                              **{name: len(self.frames[topic]) for topic, name in self.schemas.items()},
@@ -212,10 +239,17 @@ class LiveView:
         ax_price = fig.add_subplot(grid[:, 0])
         ax_rate, ax_lag = fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1])
         prices = self.frame(t.pricelist)
+        changes = self.pipeline.price_changes
         if len(prices):
-            plot_prices(prices.sort_values("ts"), self.pipeline.thresholds.price,
+            prices = prices.sort_values("ts")
+            plot_prices(prices, None if changes else self.pipeline.thresholds.price,
                         alerts=self.frame(t.alerts), buys=self.frame(t.buy),
                         title="Live: what the topics hold so far", ax=ax_price)
+            if changes:                 # the alert price each bar was routed with, over market time
+                in_force = price_in_force(prices, self.pipeline.thresholds.price, changes)
+                ax_price.step(to_datetime(prices["ts"]), in_force, where="post",
+                              color="black", ls="--", lw=1.5, label="alert price in force")
+                ax_price.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
         if len(self.history) > 1:
             plot_arrivals(self.timeline(), ax=ax_rate, lag_ax=ax_lag)
         return fig

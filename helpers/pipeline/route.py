@@ -32,14 +32,23 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
-from helpers.core.errors import DeliveryError, KafkaOperationError, SchemaError, WaitTimeout
+from helpers.core.errors import DeliveryError, InputError, KafkaOperationError, SchemaError, WaitTimeout
 from helpers.core.progress import progress_bar
-from helpers.core.rules import Thresholds, is_alert, to_alert, to_variation
+from helpers.core.rules import Thresholds, check_price_threshold, is_alert, to_alert, to_variation
 from helpers.core.schemas import BIG_INT, MAX_VALUE_BYTES, PRICELIST, TopicNames, decode, encode
 from helpers.core.settings import Settings
 from helpers.core.validation import MAX_AHEAD_MS, MAX_COUNT, REASONS, TICKER, bar_problem, now_ms
+from helpers.core.whatif import PriceChange
 from helpers.infra.clients import client_conf, make_consumer, make_producer, send
 
 ROUTER_GROUP = "workbook-router"        # settings.group("router") on a laptop
@@ -175,6 +184,20 @@ def transactional_id(group_id: str) -> str:
     return f"{group_id}.tx.{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+def parse_price_change(raw: bytes | None) -> float:
+    """A control message's value, JSON `{"price": <USD>}`, as the new alert price; an InputError
+    sentence otherwise."""
+    example = '{"price": 250}'
+    try:
+        value = json.loads(raw or b"")
+    except ValueError:
+        raise InputError(f"A control message must be JSON like {example}, got {raw!r:.60}.") from None
+    if not isinstance(value, dict) or set(value) != {"price"}:
+        raise InputError(f"A control message gives the new alert price only, like {example}, "
+                         f"got {value!r:.60}.")
+    return check_price_threshold(value["price"])
+
+
 class Router:
     """A consumer-producer loop around route_bar, stoppable from another thread or a signal.
 
@@ -185,11 +208,19 @@ class Router:
     that holds both. Only failed deliveries are reported back
     (`delivery.report.only.error`): flush() leaving nothing in flight and no
     failure reported means every message was delivered.
+
+    With a `control_topic` (at-least-once only), it also reads that topic from
+    its start, between batches: each message `{"price": …}` changes the alert
+    price for the bars it routes from then on (`price_changes` says from which
+    offsets); a malformed one is kept in `control_errors` and changes nothing.
     """
 
     def __init__(self, settings: Settings, thresholds: Thresholds = Thresholds(), *,
                  exactly_once: bool = False, group_id: str | None = None,
-                 commit_every: float = COMMIT_EVERY_S):
+                 commit_every: float = COMMIT_EVERY_S, control_topic: str | None = None):
+        if control_topic and exactly_once:
+            raise InputError("A price change applies from the next bar routed; exactly-once routing may "
+                             "route a batch again after an abort, so it takes no control topic.")
         self.settings = settings
         self.thresholds, self.topics = thresholds, self.settings.topics
         self.exactly_once = exactly_once
@@ -203,6 +234,11 @@ class Router:
         if exactly_once:
             self.producer.init_transactions(30)
         self.consumer = make_consumer(group_id, self.settings)
+        self.control_topic = control_topic
+        self._control = make_consumer(f"{group_id}-control", self.settings) if control_topic else None
+        self.price_changes: list[PriceChange] = []
+        self.control_errors: list[str] = []
+        self._routed_to: dict[int, int] = {}    # partition -> next offset, never cleared
         self._closed = False
         self.stop_event = threading.Event()
         self.report = RouteReport()
@@ -228,6 +264,8 @@ class Router:
                 self.producer.flush(60)
         finally:
             self.consumer.close()
+            if self._control is not None:
+                self._control.close()
 
     def __enter__(self) -> Router:
         return self
@@ -315,6 +353,25 @@ class Router:
         if not (self.exactly_once and self._failed):
             self._make_durable()
 
+    def _read_control(self, started: float) -> None:
+        """Apply the price changes that arrived on the control topic since the last look."""
+        assert self._control is not None
+        for msg in self._control.consume(100, timeout=0):
+            error = msg.error()
+            if error:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaOperationError(f"Reading {msg.topic()} failed: {error.str()}.")
+            try:
+                price = parse_price_change(msg.value())
+            except InputError as exc:
+                self.control_errors.append(str(exc))
+                continue
+            if price != self.thresholds.price:
+                self.thresholds = replace(self.thresholds, price=price)
+                self.price_changes.append(PriceChange(price, dict(self._routed_to),
+                                                      time.perf_counter() - started))
+
     def _batch(self, messages: list[Message], at_end: set[int], bar) -> None:
         """Route a batch of records: produce every output of each (see route_bar) without waiting."""
         if self.exactly_once and not self._in_transaction and any(not m.error() for m in messages):
@@ -349,6 +406,7 @@ class Router:
                     send(self.producer, topic, message, key, ts)
             done[partition] = msg.offset() + 1
             routed += 1
+        self._routed_to.update(done)
         report = self.report
         report.consumed += routed
         report.variations += variations
@@ -371,11 +429,15 @@ class Router:
         start = self._last_commit = time.perf_counter()
         at_end = self._at_end
         self.consumer.subscribe([self.topics.pricelist], on_revoke=self._on_revoke)
+        if self._control is not None:
+            self._control.assign([TopicPartition(self.control_topic, 0, OFFSET_BEGINNING)])
         show = self.settings.progress if progress is None else progress
         idle_since = time.monotonic()
         try:
             with progress_bar(total=None, desc="routing", unit="bar", enabled=show) as bar:
                 while not self.stop_event.is_set():
+                    if self._control is not None:
+                        self._read_control(start)
                     messages = self._next_batch()
                     if not self.report.consumed and any(not m.error() for m in messages):
                         self.report.waited = time.perf_counter() - start

@@ -55,6 +55,43 @@ def test_live_pipeline_matches_what_if(isolated, isolated_wb):
     assert compare_rows(read_buy(isolated), expected).empty
 
 
+def test_a_price_change_on_the_control_topic_applies_from_the_next_bar_routed(isolated, isolated_wb):
+    """Mid-replay, a malformed control message changes nothing and a valid one raises the alert price;
+    the topics then hold exactly the what-if of each bar at the price the router recorded for it."""
+    from helpers.core.waiting import wait_until
+    from helpers.core.whatif import price_in_force
+    from helpers.infra.clients import make_producer
+    from helpers.pipeline.topics import read_topic
+
+    bars = fetch_synthetic(n_tickers=3, n_bars=400, seed=11)
+    thresholds = Thresholds(price=100, variation=0.01)
+    live = LivePipeline(bars, thresholds, isolated_wb, rate=300).start()
+    try:
+        wait_until(lambda: live.router.report.consumed >= 300, 60, "300 bars routed")
+        producer = make_producer(isolated)
+        producer.produce(live.control_topic, b"oops", b"price")
+        producer.produce(live.control_topic, b'{"price": 135}', b"price")
+        producer.flush(10)
+        wait_until(lambda: live.price_changes, 10, "the router to take the new price")
+        wait_until(lambda: live.replayed.is_set(), 60, "the replay to end")
+        due = live.expected()
+        wait_until(lambda: (topic_counts(live.topics, isolated)[[isolated.topics.alerts, isolated.topics.buy]]
+                            .to_numpy() >= due[["alerts", "buy"]].to_numpy()).all(), 120, "every message due")
+    finally:
+        live.stop()
+    [change] = live.price_changes
+    assert change.price == 135 and live.router.control_errors[0].startswith("A control message must be JSON")
+    routed = read_topic(isolated.topics.pricelist, settings=isolated)
+    prices = price_in_force(routed, 100, [change])
+    assert 0 < int((prices == 135).sum()) < len(bars)            # the change came mid-replay
+    alerts = read_topic(isolated.topics.alerts, settings=isolated)
+    judged = routed.assign(price=prices)
+    assert len(alerts) == int((judged["close"] > judged["price"]).sum())
+    assert (live.counts()[[isolated.topics.alerts, isolated.topics.buy]].to_numpy()
+            == live.expected()[["alerts", "buy"]].to_numpy()).all()
+    assert live.expected()["alerts"] < what_if(bars, thresholds).counts["alerts"]   # $135 lets fewer in
+
+
 def test_apply_to_pipeline_reaches_the_what_if_counts(isolated_wb):
     bars = fetch_synthetic(n_tickers=2, n_bars=300, seed=4)
     thresholds = Thresholds(price=90, variation=0.008)

@@ -138,3 +138,44 @@ def test_price_lines_keep_every_extreme():
         y = np.asarray(line.get_ydata())
         assert len(y) <= 2 * 1300 < len(group)
         assert y.max() == group["close"].max() and y.min() == group["close"].min()
+
+
+# --- a price change while the router runs -------------------------------------------------
+
+def test_each_bar_is_judged_at_the_price_in_force_in_its_partition():
+    from helpers.core.whatif import PriceChange, price_in_force
+
+    bars = pd.DataFrame({"partition": [0, 0, 0, 1, 1, 2], "offset": [0, 1, 2, 0, 1, 0]})
+    first = PriceChange(150.0, {0: 2, 1: 0})            # partition 2 had nothing routed yet
+    second = PriceChange(400.0, {0: 3, 1: 1, 2: 1})
+    assert list(price_in_force(bars, 300, [])) == [300] * 6
+    assert list(price_in_force(bars, 300, [first])) == [300, 300, 150, 150, 150, 150]
+    assert list(price_in_force(bars, 300, [first, second])) == [300, 300, 150, 150, 400, 150]
+
+
+def test_what_if_changed_equals_two_what_ifs_split_at_the_change():
+    from helpers.core.rules import Thresholds
+    from helpers.core.whatif import PriceChange, what_if, what_if_changed
+    from helpers.pipeline.sources import fetch_synthetic
+
+    bars = fetch_synthetic(n_tickers=2, n_bars=200, seed=3).reset_index(drop=True)
+    bars = bars.assign(partition=0, offset=range(len(bars)))
+    change = PriceChange(bars["close"].median(), {0: 120})
+    changed = what_if_changed(bars, Thresholds(price=1.0, variation=0.01), [change])
+    before = what_if(bars[bars["offset"] < 120], Thresholds(price=1.0, variation=0.01))
+    after = what_if(bars[bars["offset"] >= 120], Thresholds(price=change.price, variation=0.01))
+    assert len(changed.alerts) == len(before.alerts) + len(after.alerts) < len(bars)
+    assert changed.counts["variations"] == len(bars)
+
+
+@pytest.mark.parametrize("raw, said", [
+    (b"oops", "must be JSON"), (None, "must be JSON"), (b"[1]", "the new alert price only"),
+    (b'{"price": 1, "variation": 0.1}', "the new alert price only"), (b'{"price": -5}', "above 0"),
+    (b'{"price": "high"}', "finite number")])
+def test_a_malformed_control_message_is_one_sentence(raw, said):
+    from helpers.core.errors import InputError
+    from helpers.pipeline.route import parse_price_change
+
+    assert parse_price_change(b'{"price": 250}') == 250.0
+    with pytest.raises(InputError, match=said):
+        parse_price_change(raw)
