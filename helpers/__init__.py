@@ -102,6 +102,12 @@ _EXPORTS = {
     "PaperBot": "pipeline.paper", "ExitRule": "pipeline.paper", "backtest": "pipeline.paper",
     "profit_and_loss": "pipeline.paper",
     "equity_curve": "pipeline.paper", "plot_equity": "core.plots",
+    # 05 consumer groups: two rebalance protocols
+    "plot_rebalances": "core.plots",
+    # 11 queues: share groups
+    "share_group_settings": "pipeline.queues", "make_share_consumer": "pipeline.queues",
+    "plot_deliveries": "pipeline.queues",
+    "check_decide": "classroom.exercises", "check_members_with_work": "classroom.exercises",
 }
 
 __all__ = list(_EXPORTS)

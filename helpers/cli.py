@@ -4,6 +4,8 @@
     workbook ingest | topics | replay | route | stream-sql | notebooks
     workbook reset [--to NN] [--with-data]
     workbook class up --students alice,bob [--host NAME] | class down   (a class server)
+    workbook kafka-topics | kafka-consumer-groups | kafka-configs | kafka-console-consumer
+             | kafka-share-groups | kafka-features  ARGS...   (Kafka's own tools, ARGS unchanged)
 
 Every stage first checks the services it needs and says in one sentence
 which one is down and how to start it. Every error the workbook raises on
@@ -224,6 +226,18 @@ def cmd_reset(args: argparse.Namespace, wb: Workbook) -> int:
     return 0
 
 
+def cmd_kafka_tool(args: argparse.Namespace, wb: Workbook) -> int:
+    """Run one of Kafka's command-line tools on the workbook's Kafka, its arguments unchanged."""
+    settings = wb.settings
+    from helpers.infra.kafka_tools import run_kafka_tool, uses_workbook_kafka
+
+    if uses_workbook_kafka(args.tool_args):      # not for --help, nor for a cluster the user names
+        from helpers.infra.status import require_services
+
+        require_services(settings, "kafka")
+    return run_kafka_tool(settings, args.tool, args.tool_args)
+
+
 #: the services each command needs, checked before it starts
 NEEDS = {"ingest": ("mysql",), "topics": ("kafka",), "replay": ("mysql", "kafka"),
          "route": ("kafka",), "stream-sql": ("kafka", "stream-sql"),
@@ -292,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("names", nargs="*", help="only these notebooks (e.g. 00_setup)")
     notebooks.add_argument("--output", default="build", help="folder for executed copies")
     notebooks.set_defaults(func=cmd_notebooks)
+    from helpers.infra.kafka_tools import KAFKA_TOOLS
+
+    for tool in KAFKA_TOOLS:     # no options of its own: main() hands every argument to the tool
+        kafka_tool = sub.add_parser(tool, add_help=False, usage=f"workbook {tool} ARGS...",
+                                    help="Kafka's own tool on the workbook's Kafka, ARGS unchanged "
+                                         "(--help: its help)")
+        kafka_tool.set_defaults(func=cmd_kafka_tool, tool=tool, tool_args=[])
     return parser
 
 
@@ -299,7 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `workbook` console script."""
     from confluent_kafka import KafkaException
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if hasattr(args, "tool_args"):
+        args.tool_args = rest                  # a Kafka tool's arguments, in their order, unchanged
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         with Workbook.from_env() as wb:
             if args.command in NEEDS:

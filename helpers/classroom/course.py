@@ -37,15 +37,16 @@ if TYPE_CHECKING:
 
     from helpers.infra.workbook import Workbook
 
-#: namespaces the lessons create inside the student's own (notebooks 04 to 09)
+#: namespaces the lessons create inside the student's own (notebooks 04 to 11)
 LESSON_NAMESPACES = ("handmade", "lesson05", "minute", "edges", "live", "scratch", "bot", "sql",
-                     "router")      # router.control: the live router's control topic (08)
+                     "router",      # router.control: the live router's control topic (08)
+                     "lesson11")
 EXERCISE_NAMESPACE = re.compile(r"ex\d\d")
 #: groups of the lessons that carry no namespace of their own (notebook 04)
 LESSON_GROUPS = ("handmade-router",)
 #: notebooks whose start `to=` can rebuild: what each needs from the ones before
 STAGES = {"replay": "04", "route": "05", "minute": "07", "buy": "08"}
-NOTEBOOKS = tuple(f"{n:02d}" for n in range(11))
+NOTEBOOKS = tuple(f"{n:02d}" for n in range(12))
 PAPER_TABLES = ("paper_trades", "paper_positions")     # notebook 09's bots: paper_…, ex09_paper_…
 
 
@@ -129,7 +130,7 @@ def check_stage(to: str | int | None) -> str | None:
         return None
     text = f"{to:02d}" if isinstance(to, int) and not isinstance(to, bool) else str(to)[:2]
     if text not in NOTEBOOKS:
-        raise InputError(f"to= must name a notebook from 00 to 10 (e.g. '05'), got {to!r}.")
+        raise InputError(f"to= must name a notebook from 00 to 11 (e.g. '05'), got {to!r}.")
     return text
 
 

@@ -227,3 +227,40 @@ def plot_windows(windows: dict[str, pd.DataFrame], column: str, *, title: str, y
     _time_axis(ax)
     ax.legend(loc="upper right", fontsize="small")
     return fig, ax
+
+
+PROTOCOL_COLORS = {"classic": "tab:gray", "consumer": "tab:blue"}
+
+
+def plot_rebalances(runs: pd.DataFrame):
+    """Rebalances under each group protocol, median of the rounds with their range: seconds until every
+    partition is read again, partitions given up, and seconds an uninvolved member's partition stopped
+    (05_consumer_groups). `runs` is indexed by (protocol, round, event)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), layout="constrained")
+    events = list(dict.fromkeys(runs.index.get_level_values("event")))
+    protocols = list(dict.fromkeys(runs.index.get_level_values("protocol")))
+    width = 0.8 / len(protocols)
+    panels = (("seconds", "until every partition is read", "seconds"),
+              ("given up", "partitions A and B gave up", "partitions"),
+              ("B's stopped", "B's partition without owner", "seconds"))
+    for ax, (column, title, unit) in zip(axes, panels, strict=True):
+        for k, protocol in enumerate(protocols):
+            values = runs.xs(protocol, level="protocol")[column].groupby(level="event")
+            median, low, high = (values.median()[events], values.min()[events], values.max()[events])
+            x = np.arange(len(events)) + (k - (len(protocols) - 1) / 2) * width
+            ax.bar(x, median, width, color=PROTOCOL_COLORS.get(protocol), label=protocol,
+                   yerr=[median - low, high - median], capsize=4)
+            for xi, value in zip(x, median, strict=True):
+                ax.annotate(f"{value:.1f}" if unit == "seconds" else f"{value:.0f}", (xi, value),
+                            ha="center", va="bottom", xytext=(0, 3), textcoords="offset points",
+                            fontsize="small")
+        ax.set_xticks(np.arange(len(events)), events)
+        ax.set(title=title, ylabel=unit)
+        ax.set_ylim(bottom=0, top=max(1.0, float(runs[column].max())) * 1.25)
+        if unit == "partitions":
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].legend(title="group.protocol", fontsize="small")
+    rounds = runs.index.get_level_values("round").nunique()
+    fig.suptitle(f"Rebalances under each protocol: median of {rounds} "
+                 "rounds (bars: min to max)")
+    return fig, axes

@@ -36,9 +36,11 @@ KAFKA_LOGGER.addHandler(logging.NullHandler())
 # murmur2_random: the same key -> partition mapping as Java clients (ksqlDB, Flink, Kafka Streams)
 PRODUCER_DEFAULTS = {"enable.idempotence": True, "acks": "all", "linger.ms": 20,
                      "compression.type": "lz4", "partitioner": "murmur2_random"}
-# librdkafka reads committed messages only by default; said here because Java clients do not
+# librdkafka reads committed messages only by default; said here because Java clients do not.
+# group.protocol=consumer: the broker assigns partitions and moves only those that must move (KIP-848)
 CONSUMER_DEFAULTS = {"auto.offset.reset": "earliest", "enable.auto.commit": False,
-                     "enable.partition.eof": True, "isolation.level": "read_committed"}
+                     "enable.partition.eof": True, "isolation.level": "read_committed",
+                     "group.protocol": "consumer"}
 SEND_TIMEOUT_S = 120.0   # how long send() waits for room in a full local queue
 READ_TIMEOUT_S = 120.0   # how long a read to the end of a topic may take
 

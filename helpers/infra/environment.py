@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -28,8 +29,8 @@ from helpers.core.settings import (
 )
 from helpers.infra.files import write_private
 
-__all__ = ["child_env", "docker_engine_answers", "kafka_security_from_env", "load_settings", "read_dotenv",
-           "save_setting", "set_brokers"]
+__all__ = ["child_env", "commands_on_path", "docker_engine_answers", "kafka_security_from_env",
+           "load_settings", "read_dotenv", "save_setting", "set_brokers"]
 
 DOCKER_PROBE_TIMEOUT_S = 5.0
 
@@ -103,3 +104,12 @@ def docker_engine_answers() -> bool:
 def kafka_security_from_env() -> KafkaSecurity:
     """KafkaSecurity from this process's environment alone (a Flink session, set by its parent)."""
     return parse_kafka_security(os.environ.get)
+
+
+def commands_on_path() -> None:
+    """Put this Python's scripts folder (`workbook`, `jupyter`) first on PATH unless it is on it: a kernel
+    started by a full path does not always inherit the environment's PATH."""
+    scripts = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if scripts not in path.split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + path

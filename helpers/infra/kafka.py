@@ -37,6 +37,12 @@ if TYPE_CHECKING:
     from helpers.infra.security import BrokerSecurity
 
 HEAP_MB = 512
+# A class waits on rebalances: members of the new consumer protocol and of share groups
+# hear from the broker every second (Kafka's default is 5 s, meant for thousands of members),
+# and a share group may lock records for as little as a second (notebook 11's crash lab).
+GROUP_PACE = ("group.consumer.heartbeat.interval.ms=1000", "group.consumer.min.heartbeat.interval.ms=1000",
+              "group.share.heartbeat.interval.ms=1000", "group.share.min.heartbeat.interval.ms=1000",
+              "group.share.min.record.lock.duration.ms=1000")
 FORMAT_TIMEOUT_S = 120         # formatting a node's storage takes a few seconds
 MAVEN_TIMEOUT_S = 900          # the first download of the jars, on a slow network
 COMBINED, BROKER, CONTROLLER = "broker,controller", "broker", "controller"
@@ -165,6 +171,7 @@ class LocalKafka:
             f"share.coordinator.state.topic.replication.factor={rf}",
             f"share.coordinator.state.topic.min.isr={min_isr}",
             "group.initial.rebalance.delay.ms=0",
+            *GROUP_PACE,
             "auto.create.topics.enable=false",
             *(self.security.properties() if self.security else []),
             *(f"{key}={value}" for key, value in self.extra),   # the last value of a key wins

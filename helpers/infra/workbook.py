@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from helpers.core.errors import InputError, WorkbookError
 from helpers.core.settings import Settings
-from helpers.infra.environment import load_settings
+from helpers.infra.environment import commands_on_path, load_settings
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
@@ -46,7 +46,9 @@ class Workbook:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, dotenv: Path | None = None) -> Workbook:
-        """A Workbook of the settings in `.env` overlaid with the environment (the environment wins)."""
+        """A Workbook of the settings in `.env` overlaid with the environment (the environment wins).
+        In a notebook, `!workbook kafka-topics …` then runs this environment's `workbook` command."""
+        commands_on_path()
         return cls(load_settings(env, dotenv))
 
     def within(self, name: str) -> Workbook:

@@ -91,6 +91,17 @@ def test_markdown_never_shows_raw_epoch_milliseconds():
                 assert not epoch.search(cell.source), f"{path.name}: {epoch.search(cell.source).group()}"
 
 
+def python_lines(source: str) -> str:
+    """A cell's Python: without IPython's `%magic` and `!shell` lines (and their `\\` continuations)."""
+    kept, shell = [], False
+    for line in source.splitlines():
+        if shell or line.lstrip().startswith(("%", "!")):
+            shell = line.rstrip().endswith("\\")
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
 def test_notebooks_use_only_names_the_package_exports():
     import ast
 
@@ -100,7 +111,7 @@ def test_notebooks_use_only_names_the_package_exports():
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type != "code" or cell.source.startswith("%%"):    # a %%sql cell is SQL
                 continue
-            code = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
+            code = python_lines(cell.source)
             for node in ast.walk(ast.parse(code)):
                 if isinstance(node, ast.ImportFrom) and node.module == "helpers":
                     missing = [a.name for a in node.names if a.name not in helpers.__all__]

@@ -39,7 +39,7 @@ def group_shares(settings: Settings, topic: str, groups: list[int]) -> list[list
     def holder(key: tuple[int, int]) -> Callable:
         def hold(consumer, assigned):
             joined.add(key)
-            consumer.assign(assigned)
+            consumer.incremental_assign(assigned)
             consumer.pause(assigned)      # own the partitions, fetch nothing
         return hold
 
