@@ -103,7 +103,8 @@ _EXPORTS = {
     "profit_and_loss": "pipeline.paper",
     "equity_curve": "pipeline.paper", "plot_equity": "core.plots",
     # 05 consumer groups: two rebalance protocols
-    "plot_rebalances": "core.plots",
+    "plot_rebalances": "core.plots", "check_given_up": "classroom.exercises",
+    "check_lag_read": "classroom.exercises", "lagging_group": "classroom.exercises",
     # 11 queues: share groups
     "share_group_settings": "pipeline.queues", "make_share_consumer": "pipeline.queues",
     "plot_deliveries": "pipeline.queues",

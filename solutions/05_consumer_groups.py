@@ -22,3 +22,16 @@ def count_alerts(group):
         consumer.commit(asynchronous=False)   # counted, so done
     consumer.close()
     return counts
+# %% EXERCISE 05.4
+def given_up(protocol, before, after):
+    """Partitions a member gives up when a new member joins its group."""
+    if protocol == "classic":
+        return set(before)          # eager: everything, then it rejoins
+    return set(before) - set(after)  # incremental: only what moves
+# %% EXERCISE 05.5
+from helpers import group_offsets, lagging_group
+
+lagging = lagging_group(settings)
+lag = group_offsets(admin, lagging, [topics.pricelist], settings)["lag"]
+MOST_BEHIND = int(lag.droplevel(0).idxmax())   # what the LAG column shows
+TOTAL_LAG = int(lag.sum())

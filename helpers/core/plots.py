@@ -234,15 +234,15 @@ PROTOCOL_COLORS = {"classic": "tab:gray", "consumer": "tab:blue"}
 
 def plot_rebalances(runs: pd.DataFrame):
     """Rebalances under each group protocol, median of the rounds with their range: seconds until every
-    partition is read again, partitions given up, and seconds an uninvolved member's partition stopped
-    (05_consumer_groups). `runs` is indexed by (protocol, round, event)."""
+    partition has an owner again, partitions given up, and seconds an uninvolved member's partitions had
+    no owner (05_consumer_groups). `runs` is indexed by (protocol, round, event)."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), layout="constrained")
     events = list(dict.fromkeys(runs.index.get_level_values("event")))
     protocols = list(dict.fromkeys(runs.index.get_level_values("protocol")))
     width = 0.8 / len(protocols)
-    panels = (("seconds", "until every partition is read", "seconds"),
+    panels = (("seconds", "until every partition has an owner", "seconds"),
               ("given up", "partitions A and B gave up", "partitions"),
-              ("B's stopped", "B's partition without owner", "seconds"))
+              ("B's stopped", "B's partitions without owner", "seconds"))
     for ax, (column, title, unit) in zip(axes, panels, strict=True):
         for k, protocol in enumerate(protocols):
             values = runs.xs(protocol, level="protocol")[column].groupby(level="event")
@@ -261,6 +261,6 @@ def plot_rebalances(runs: pd.DataFrame):
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(title="group.protocol", fontsize="small")
     rounds = runs.index.get_level_values("round").nunique()
-    fig.suptitle(f"Rebalances under each protocol: median of {rounds} "
-                 "rounds (bars: min to max)")
+    fig.suptitle(f"Rebalances under each protocol: median of {rounds} rounds "
+                 "(error bars: min to max)")
     return fig, axes

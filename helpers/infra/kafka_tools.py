@@ -16,6 +16,7 @@ The rules (which class, which arguments, which files) are pure functions;
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -199,7 +200,8 @@ def wait_for(argv: list[str], cwd: Path | None = None, env: dict[str, str] | Non
                          "run `workbook up`, which installs what the stack needs.") from None
     try:
         return proc.wait()
-    except KeyboardInterrupt:        # the tool got the Ctrl-C too: the console consumer prints its count
+    except KeyboardInterrupt:        # tell the tool too (a terminal already has): it prints its count
+        proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=INTERRUPT_GRACE_S)
         except subprocess.TimeoutExpired:

@@ -63,7 +63,7 @@ def plot_deliveries(log: pd.DataFrame, *, title: str = "Who e-mailed which signa
     for member, color in zip(members, MEMBER_COLORS, strict=False):
         mine = log[log["member"] == member]
         ax.scatter(mine["seconds"], mine["offset"], s=14, color=color,
-                   label=f"{member}: {int((mine['outcome'] == 'sent').sum())} sent")
+                   label=f"{member} ({int((mine['outcome'] == 'sent').sum())} sent)")
     for outcome, marker in OUTCOME_MARKERS.items():
         rows = log[log["outcome"] == outcome]
         if outcome != "sent" and len(rows):

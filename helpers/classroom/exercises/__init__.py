@@ -8,8 +8,11 @@ from helpers.classroom.exercises.ex03_producing import check_double_replay, chec
 from helpers.classroom.exercises.ex04_routing import check_duplicates, check_sell_route, crash_router
 from helpers.classroom.exercises.ex05_consumer_groups import (
     check_alert_counts,
+    check_given_up,
     check_idle_consumers,
+    check_lag_read,
     check_offset_reset,
+    lagging_group,
 )
 from helpers.classroom.exercises.ex06_stream_sql import check_day_ranges, check_five_minute_bars
 from helpers.classroom.exercises.ex07_stream_joins import (
@@ -28,4 +31,5 @@ __all__ = ["CheckResult", "lab", "copy_topic", "crash_router", "check_rejection"
            "check_alert_counts", "check_copartitioning", "check_my_buy_signals",
            "check_one_signal_price", "check_router_lag", "check_trailing_stop", "check_bot_restart",
            "check_brokers_may_fail", "check_missing_and_lost", "check_five_minute_bars", "check_day_ranges",
-           "check_my_join", "check_decide", "check_members_with_work"]
+           "check_my_join", "check_decide", "check_members_with_work", "check_given_up", "check_lag_read",
+           "lagging_group"]

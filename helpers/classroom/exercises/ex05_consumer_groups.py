@@ -1,13 +1,14 @@
 """The checks of notebook 05_consumer_groups's exercises."""
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack, closing
 from typing import Any
 
 import pandas as pd
-from confluent_kafka import TopicPartition
+from confluent_kafka import ConsumerGroupState, TopicPartition
 
 from helpers.classroom.exercises.common import (
     CheckResult,
@@ -26,24 +27,31 @@ from helpers.core.waiting import wait_until
 from helpers.infra.clients import batches_to_end, make_admin, make_consumer
 from helpers.infra.database import open_engine
 from helpers.pipeline.db import read_bars
-from helpers.pipeline.topics import consumer_lag, count_messages, delete_groups, watermarks
+from helpers.pipeline.topics import (
+    consumer_lag,
+    count_messages,
+    delete_groups,
+    ensure_topics,
+    group_offsets,
+    watermarks,
+)
 
 
 def group_shares(settings: Settings, topic: str, groups: list[int]) -> list[list[set[int]]]:
     """Start groups of the given sizes on `topic`, wait until each has shared it out; return, per group,
-    the partitions of each member."""
+    the partitions of each member. Settled means: the broker calls every group stable with all its
+    members (a member left without a partition gets no callback under the consumer protocol)."""
     partitions = topic_exists(topic, settings)
     names = [f"{lab('05', settings).group('idle')}-{uuid.uuid4().hex[:6]}" for _ in groups]
-    joined: set[tuple[int, int]] = set()          # (group, member) that took part in a rebalance
+    admin = make_admin(settings)
 
-    def holder(key: tuple[int, int]) -> Callable:
-        def hold(consumer, assigned):
-            joined.add(key)
-            consumer.incremental_assign(assigned)
-            consumer.pause(assigned)      # own the partitions, fetch nothing
-        return hold
+    def hold(consumer: Any, assigned: list[TopicPartition]) -> None:
+        consumer.incremental_assign(assigned)
+        consumer.pause(assigned)      # own the partitions, fetch nothing
 
-    last: list[Any] = []
+    def stable(name: str, size: int) -> bool:
+        group = admin.describe_consumer_groups([name])[name].result(timeout=10)
+        return group.state == ConsumerGroupState.STABLE and len(group.members) == size
 
     def settled() -> list[list[set[int]]] | None:
         for member in members.values():
@@ -52,16 +60,15 @@ def group_shares(settings: Settings, topic: str, groups: list[int]) -> list[list
                   for g, size in enumerate(groups)]
         complete = all(sorted(p for share in group for p in share) == list(range(partitions))
                        for group in shares)
-        stable = len(joined) == len(members) and complete and shares == last
-        last[:] = shares
-        return shares if stable else None
+        return shares if complete and all(stable(n, size) for n, size in zip(names, groups, strict=True)) \
+            else None
 
     with ExitStack() as closing_all:
         members = {(g, m): closing_all.enter_context(closing(make_consumer(
                        names[g], settings, {"client.id": f"group-{g}-consumer-{m}"})))
                    for g, size in enumerate(groups) for m in range(size)}
-        for key, member in members.items():
-            member.subscribe([topic], on_assign=holder(key))
+        for member in members.values():
+            member.subscribe([topic], on_assign=hold)
         return wait_until(settled, 90, f"groups of {groups} consumers to share {topic}", interval=0)
 
 
@@ -178,3 +185,120 @@ def check_alert_counts(count_alerts: Any, settings: Settings) -> CheckResult:
     table = expected.rename("alerts").unstack(0).fillna(0).astype(int)
     return passed(ex, f"{len(alerts):,} alerts counted per ticker and year, equal to MySQL, and committed: "
                       "the group's lag is 0.", table)
+
+
+# --- 05.4: what a member gives up at a rebalance, under each protocol ---------------------
+
+REBALANCE_PARTITIONS = 6        # the exercise's own topic: room for uneven shares
+
+
+def observed_rebalance(settings: Settings, topic: str, protocol: str, members: int
+                       ) -> list[tuple[set[int], set[int], set[int]]]:
+    """`members` consumers of a new group share `topic`, then one more joins; per first member:
+    (owned before, owned after, partitions it gave up), from its own on_revoke callback."""
+    group = f"{lab('05', settings).group('rebalance')}-{protocol}-{uuid.uuid4().hex[:6]}"
+    revoked: dict[int, set[int]] = {}
+
+    def member(number: int) -> Any:
+        conf: dict[str, Any] = {"group.protocol": protocol, "client.id": f"member-{number}"}
+        if protocol == "classic":
+            conf["heartbeat.interval.ms"] = 1000
+        consumer = make_consumer(group, settings, conf)
+        consumer.subscribe([topic], on_revoke=lambda c, parts: revoked.setdefault(number, set()).update(
+            p.partition for p in parts))
+        return consumer
+
+    def settled(consumers: list[Any]) -> list[set[int]] | None:
+        for consumer in consumers:
+            consumer.poll(0.02)
+        shares = [{p.partition for p in c.assignment()} for c in consumers]
+        owned = sorted(p for share in shares for p in share)
+        return shares if all(shares) and owned == list(range(REBALANCE_PARTITIONS)) else None
+
+    with ExitStack() as stack:
+        consumers = [stack.enter_context(closing(member(m))) for m in range(members)]
+        before = wait_until(lambda: settled(consumers), 60, f"{members} members to share {topic}", interval=0)
+        revoked.clear()
+        consumers.append(stack.enter_context(closing(member(members))))
+        after = wait_until(lambda: settled(consumers), 60, "the group to take in a new member", interval=0)
+        gave_up = [set(revoked.get(m, set())) for m in range(members)]   # before closing revokes all
+    delete_groups(make_admin(settings), [group])
+    return [(before[m], after[m], gave_up[m]) for m in range(members)]
+
+
+def check_given_up(given_up: Callable[..., Any], settings: Settings) -> CheckResult:
+    """05.4: given_up(protocol, before, after) -> the partitions a member gives up when a new member
+    joins, compared with real rebalances of both protocols in groups of a random size."""
+    ex = "05.4"
+    topic = lab("05", settings).prefix + "rebalance"
+    ensure_topics(make_admin(settings), [topic], partitions=REBALANCE_PARTITIONS)
+    members = random.randint(2, 3)
+    rows, wrong_rows = [], []
+    for protocol in ("classic", "consumer"):
+        for m, (before, after, revoked) in enumerate(observed_rebalance(settings, topic, protocol, members)):
+            answer, error = call(ex, "given_up", given_up, protocol, set(before), set(after))
+            if error:
+                return error
+            answer_set = set(answer) if isinstance(answer, (set, frozenset, list, tuple)) else answer
+            rows.append((protocol, f"member {m}", sorted(before), sorted(after), sorted(revoked),
+                         sorted(answer_set) if isinstance(answer_set, set) else answer_set))
+            if answer_set != revoked:
+                wrong_rows.append(protocol)
+    table = pd.DataFrame(rows, columns=["protocol", "member", "before", "after", "gave up", "your answer"]
+                         ).set_index(["protocol", "member"])
+    if not wrong_rows:
+        return passed(ex, f"{members} members, then one more: under classic each gave up everything it "
+                          "owned and took its new share back; under consumer each gave up only what moved.",
+                      table)
+    table = table.drop(columns="gave up")       # what the members did is the answer: not shown
+    if "classic" in wrong_rows:
+        return failed(ex, "classic: compare `gave up` with `before` and `after`. In the classic protocol, "
+                          "what does every member do when a rebalance starts?", table)
+    return failed(ex, "consumer: compare `gave up` with `before` and `after`. Which partitions does the "
+                      "broker take from a member, and which does the member keep?", table)
+
+
+# --- 05.5: a group's lag, read in a terminal ---------------------------------------------
+
+def lagging_group(settings: Settings) -> str:
+    """A new group of the exercises that committed a random offset in each partition of `pricelist`;
+    its name, for `workbook kafka-consumer-groups --describe --group <name>`."""
+    topic = settings.topics.pricelist
+    group = f"{lab('05', settings).group('lagging')}-{uuid.uuid4().hex[:6]}"
+    with closing(make_consumer(group, settings)) as setter:
+        ends = watermarks(setter, topic)
+        lags = draw_lags({p: high - low for p, (low, high) in ends.items()})
+        setter.commit(offsets=[TopicPartition(topic, p, ends[p][1] - lag) for p, lag in lags.items()],
+                      asynchronous=False)
+    return group
+
+
+def draw_lags(sizes: dict[int, int]) -> dict[int, int]:
+    """A lag per partition, at most its size, the largest in a partition drawn at random (so that no
+    one partition is the answer most of the time)."""
+    furthest = random.choice(sorted(sizes))
+    top = random.randint(1, max(1, min(sizes.values())))
+    return {p: top if p == furthest else random.randint(0, top - 1) for p in sizes}
+
+
+def check_lag_read(group: Any, most_behind: Any, total_lag: Any, settings: Settings) -> CheckResult:
+    """05.5: the partition of `group` furthest behind and the group's total lag on `pricelist`, read
+    from the terminal; compared with the broker's own numbers for that group (random per run)."""
+    ex = "05.5"
+    for name, value in (("MOST_BEHIND", most_behind), ("TOTAL_LAG", total_lag)):
+        if wrong := not_a_number(ex, name, value):
+            return wrong
+    lag = group_offsets(make_admin(settings), str(group), [settings.topics.pricelist], settings)["lag"]
+    table = lag.droplevel(0).rename("LAG").to_frame()
+    per_partition = lag.droplevel(0)
+    furthest = {int(p) for p in per_partition[per_partition == per_partition.max()].index}
+    behind, total = min(furthest), int(lag.sum())
+    if most_behind in furthest and total_lag == total:
+        return passed(ex, f"Partition {behind} is furthest behind; {total:,} messages in all are left to "
+                          "read. The same numbers as `group_offsets`: the tool asks the broker for the "
+                          "group's committed offsets and the end of each partition.", table)
+    if most_behind not in furthest:
+        return failed(ex, f"MOST_BEHIND = {most_behind}: run the command in the cell for the group "
+                          "`lagging` names, and look at the LAG column, one row per partition.")
+    return failed(ex, f"TOTAL_LAG = {total_lag}: the group's lag is the sum of the LAG column "
+                      "(LOG-END-OFFSET minus CURRENT-OFFSET, per partition).")
