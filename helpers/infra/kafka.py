@@ -42,7 +42,7 @@ HEAP_MB = 512
 # and a share group may lock records for as little as a second (notebook 11's crash lab).
 GROUP_PACE = ("group.consumer.heartbeat.interval.ms=1000", "group.consumer.min.heartbeat.interval.ms=1000",
               "group.share.heartbeat.interval.ms=1000", "group.share.min.heartbeat.interval.ms=1000",
-              "group.share.min.record.lock.duration.ms=1000")
+              "group.share.min.record.lock.duration.ms=1000", "group.consumer.min.session.timeout.ms=5000")
 FORMAT_TIMEOUT_S = 120         # formatting a node's storage takes a few seconds
 MAVEN_TIMEOUT_S = 900          # the first download of the jars, on a slow network
 COMBINED, BROKER, CONTROLLER = "broker,controller", "broker", "controller"

@@ -55,10 +55,14 @@ def make_share_consumer(settings: Settings, group: str, name: str, batch: int = 
     return ShareConsumer(conf)
 
 
-def plot_deliveries(log: pd.DataFrame, *, title: str = "Who e-mailed which signal, and when"):
+def plot_deliveries(log: pd.DataFrame, *, title: str = "Who e-mailed which signal, and when",
+                    ax: plt.Axes | None = None):
     """Each delivery as a point: time on x, the record's offset on y, one colour per member, one
-    marker per outcome (11_queues). `log` has columns member, offset, seconds, outcome."""
-    fig, ax = plt.subplots(figsize=(11, 4.8), layout="constrained")
+    marker per outcome (11_queues), on `ax` or a new figure. `log` has columns member, offset,
+    seconds, outcome."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 4.8), layout="constrained")
+    fig = ax.figure
     members = sorted(log["member"].unique())
     for member, color in zip(members, MEMBER_COLORS, strict=False):
         mine = log[log["member"] == member]
@@ -73,5 +77,5 @@ def plot_deliveries(log: pd.DataFrame, *, title: str = "Who e-mailed which signa
                        label=f"{outcome}: {len(rows)}", **style)
     ax.set(title=title, xlabel="seconds since the first poll", ylabel="offset in the queue")
     ax.set_ylim(bottom=-2)
-    ax.legend(loc="lower right", fontsize="small", ncol=2)
+    ax.legend(loc="best", fontsize="small", ncol=2)
     return fig, ax
