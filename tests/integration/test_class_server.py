@@ -357,3 +357,22 @@ def test_nbval_runs_the_notebooks_as_one_student(classroom, tmp_path):
     counts = topic_counts(alice.topics.all, alice)
     assert counts[alice.topics.variations] == counts[alice.topics.pricelist] > 0
     assert json.dumps(result.stdout).count(students["alice"].kafka_password) == 0
+
+
+def test_a_student_runs_the_kafka_tools_logged_in_through_a_file_that_goes_away(classroom, tmp_path):
+    server, students, _ = classroom
+    env = {**student_env(server, students["alice"]), "TMPDIR": str(tmp_path)}   # where login files go
+
+    def tool(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(Path(sys.executable).with_name("workbook")), *args], cwd=PROJECT_ROOT,
+                              env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    created = tool("kafka-topics", "--create", "--topic", "alice.clitest", "--partitions", "2")
+    assert created.returncode == 0, created.stdout + created.stderr
+    mine = tool("kafka-topics", "--describe", "--topic", "alice.clitest")
+    assert mine.returncode == 0 and "PartitionCount: 2\t" in mine.stdout, mine.stdout + mine.stderr
+    theirs = tool("kafka-topics", "--create", "--topic", "bob.clitest")
+    assert theirs.returncode == 1 and "Authorization failed." in theirs.stdout      # the ACLs hold
+    outputs = "".join(r.stdout + r.stderr for r in (created, mine, theirs))
+    assert students["alice"].kafka_password not in outputs
+    assert list(tmp_path.iterdir()) == []                    # every login file went with its tool
