@@ -37,6 +37,16 @@ from helpers.pipeline.topics import (
 )
 
 
+def shares_when_complete(consumers: list[Any], partitions: int, poll_s: float) -> list[set[int]] | None:
+    """Poll each consumer once; the partitions each owns, if together they own every one of the
+    topic's `partitions` exactly once, else None (a rebalance is still under way)."""
+    for consumer in consumers:
+        consumer.poll(poll_s)
+    shares = [{p.partition for p in consumer.assignment()} for consumer in consumers]
+    owned = sorted(p for share in shares for p in share)
+    return shares if owned == list(range(partitions)) else None
+
+
 def group_shares(settings: Settings, topic: str, groups: list[int]) -> list[list[set[int]]]:
     """Start groups of the given sizes on `topic`, wait until each has shared it out; return, per group,
     the partitions of each member. Settled means: the broker calls every group stable with all its
@@ -54,14 +64,11 @@ def group_shares(settings: Settings, topic: str, groups: list[int]) -> list[list
         return group.state == ConsumerGroupState.STABLE and len(group.members) == size
 
     def settled() -> list[list[set[int]]] | None:
-        for member in members.values():
-            member.poll(0.2)
-        shares = [[{p.partition for p in members[g, m].assignment()} for m in range(size)]
-                  for g, size in enumerate(groups)]
-        complete = all(sorted(p for share in group for p in share) == list(range(partitions))
-                       for group in shares)
-        return shares if complete and all(stable(n, size) for n, size in zip(names, groups, strict=True)) \
-            else None
+        shares = [share for g, size in enumerate(groups)
+                  if (share := shares_when_complete([members[g, m] for m in range(size)], partitions, 0.2))]
+        if len(shares) == len(groups) and all(stable(n, size) for n, size in zip(names, groups, strict=True)):
+            return shares
+        return None
 
     with ExitStack() as closing_all:
         members = {(g, m): closing_all.enter_context(closing(make_consumer(
@@ -209,11 +216,8 @@ def observed_rebalance(settings: Settings, topic: str, protocol: str, members: i
         return consumer
 
     def settled(consumers: list[Any]) -> list[set[int]] | None:
-        for consumer in consumers:
-            consumer.poll(0.02)
-        shares = [{p.partition for p in c.assignment()} for c in consumers]
-        owned = sorted(p for share in shares for p in share)
-        return shares if all(shares) and owned == list(range(REBALANCE_PARTITIONS)) else None
+        shares = shares_when_complete(consumers, REBALANCE_PARTITIONS, 0.02)
+        return shares if shares and all(shares) else None      # and every member owns some
 
     with ExitStack() as stack:
         consumers = [stack.enter_context(closing(member(m))) for m in range(members)]
