@@ -42,6 +42,20 @@ def share_group(settings: Settings, purpose: str) -> str:
     return group
 
 
+def share_members(settings: Settings, group: str, count: int) -> list[Any]:
+    """`count` share consumers of `group`, named check-0, check-1, ..."""
+    return [make_share_consumer(settings, group, f"check-{m}") for m in range(count)]
+
+
+def joined(stack: ExitStack, consumers: list[Any], topic: str) -> list[Any]:
+    """`consumers`, closed with `stack`, subscribed to `topic`, once each has joined its group."""
+    for consumer in consumers:
+        stack.enter_context(closing(consumer))
+        consumer.subscribe([topic])
+    time.sleep(JOIN_S)          # every member joins in the background before the first poll
+    return consumers
+
+
 def run_decide(decide: Any, settings: Settings, limit: int, poison: set[int], busy: set[int]
                ) -> tuple[pd.DataFrame, CheckResult | None]:
     """Two share consumers settle a queue with the student's `decide`; one row per delivery."""
@@ -50,11 +64,7 @@ def run_decide(decide: Any, settings: Settings, limit: int, poison: set[int], bu
     final: dict[int, Any] = {}
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     with ExitStack() as stack:
-        members = [stack.enter_context(closing(make_share_consumer(settings, group, f"check-{m}")))
-                   for m in range(2)]
-        for member in members:
-            member.subscribe([topic])
-        time.sleep(JOIN_S)
+        members = joined(stack, share_members(settings, group, 2), topic)
         while len(final) < QUEUE_RECORDS and time.monotonic() < deadline:
             for member in members:
                 for msg in member.poll(0.2):
@@ -130,15 +140,11 @@ def members_with_work_observed(settings: Settings, kind: str, members: int) -> i
     with ExitStack() as stack:
         if kind == "group":
             group = f"{lab('11', settings).group('work')}-{uuid.uuid4().hex[:6]}"
-            consumers: list[Any] = [stack.enter_context(closing(make_consumer(
-                group, settings, {"client.id": f"check-{m}"}))) for m in range(members)]
+            consumers = joined(stack, [make_consumer(group, settings, {"client.id": f"check-{m}"})
+                                       for m in range(members)], topic)
         else:
             group = share_group(settings, "work")
-            consumers = [stack.enter_context(closing(make_share_consumer(settings, group, f"check-{m}")))
-                         for m in range(members)]
-        for consumer in consumers:
-            consumer.subscribe([topic])
-        time.sleep(JOIN_S)          # every member joins in the background before the first poll
+            consumers = joined(stack, share_members(settings, group, members), topic)
         while read < QUEUE_RECORDS and time.monotonic() < deadline:
             for m, consumer in enumerate(consumers):
                 msgs = consumer.consume(5, timeout=0.2) if kind == "group" else consumer.poll(0.2)
