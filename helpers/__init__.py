@@ -109,6 +109,11 @@ _EXPORTS = {
     "share_group_settings": "pipeline.queues", "make_share_consumer": "pipeline.queues",
     "plot_deliveries": "pipeline.queues",
     "check_decide": "classroom.exercises", "check_members_with_work": "classroom.exercises",
+    # 12 change data capture
+    "ensure_connect": "infra.connect", "connect_memory_mb": "infra.connect", "connect_sees": "pipeline.cdc",
+    "change_log": "pipeline.cdc", "wait_for_changes": "pipeline.cdc", "plot_paused": "pipeline.cdc",
+    "OPS": "pipeline.cdc",
+    "check_rebuild": "classroom.exercises", "check_slim_connector": "classroom.exercises",
 }
 
 __all__ = list(_EXPORTS)

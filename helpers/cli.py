@@ -58,7 +58,26 @@ def cmd_status(args: argparse.Namespace, wb: Workbook) -> int:
     else:
         print(f"Stack: {settings.stack}")
         print_status(statuses)
-    return 0 if all(s.up for s in statuses) else 1
+    return 0 if all(s.fine for s in statuses) else 1
+
+
+def cmd_connect(args: argparse.Namespace, wb: Workbook) -> int:
+    """Start or stop Kafka Connect (notebook 12), or list its connectors."""
+    settings = wb.settings
+    from helpers.infra.connect import ensure_connect, stop_connect
+    from helpers.pipeline.cdc import connect_call
+
+    if args.action == "up":
+        print(f"Kafka Connect answers at {ensure_connect(settings)}.")
+    elif args.action == "down":
+        print("Stopped Kafka Connect." if stop_connect(settings) else "Kafka Connect was not running here.")
+    else:
+        names = connect_call(settings, "GET", "/connectors?expand=status")
+        for name, about in sorted(names.items()):
+            tasks = ", ".join(t["state"] for t in about["status"]["tasks"]) or "no task"
+            print(f"  {name:<24} {about['status']['connector']['state']:<8} tasks: {tasks}")
+        print(f"{len(names)} connector(s) at {settings.connect_url}.")
+    return 0
 
 
 def cmd_class(args: argparse.Namespace, wb: Workbook) -> int:
@@ -85,7 +104,7 @@ def cmd_class(args: argparse.Namespace, wb: Workbook) -> int:
 def print_status(statuses: list) -> None:
     """One aligned line per service, with how to start it when it is down."""
     for s in statuses:
-        state = "up  " if s.up else "DOWN"
+        state = "up  " if s.up else "off " if s.on_demand else "DOWN"
         print(f"  {s.name:<11} {state} {s.address:<48} {s.version}".rstrip())
         if s.url:
             print(f"  {'':<11}      url: {s.url}")
@@ -257,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--show-secrets", action="store_true", help="show the database password")
     status.set_defaults(func=cmd_status)
+    connect = sub.add_parser("connect", help="Kafka Connect (notebook 12): start, stop, list connectors")
+    connect.add_argument("action", choices=("up", "down", "status"))
+    connect.set_defaults(func=cmd_connect)
     klass = sub.add_parser("class",
                            help="a class server: secure Kafka and MariaDB, one namespace per student")
     klass.add_argument("action", choices=("up", "down"))

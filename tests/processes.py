@@ -1,6 +1,10 @@
-"""Processes seen from /proc, for the tests that check nothing outlives a stack."""
+"""Processes for the tests: seen from /proc (nothing outlives a stack), and the `workbook` command."""
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+from helpers.core.settings import PROJECT_ROOT
 
 
 def processes_using(folder) -> list[str]:
@@ -14,3 +18,14 @@ def processes_using(folder) -> list[str]:
         if str(folder) in args and str(os.getpid()) != cmdline.parent.name:
             found.append(args)
     return found
+
+
+#: the `workbook` command a student types, from the environment the tests run in
+WORKBOOK = Path(sys.executable).with_name("workbook")
+
+
+def run_workbook(*args: str, env: dict[str, str] | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `workbook <args>` as a student would (in `env`, default ours), its output captured."""
+    return subprocess.run([str(WORKBOOK), *args], cwd=PROJECT_ROOT, env=env or os.environ,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

@@ -37,16 +37,16 @@ if TYPE_CHECKING:
 
     from helpers.infra.workbook import Workbook
 
-#: namespaces the lessons create inside the student's own (notebooks 04 to 11)
+#: namespaces the lessons create inside the student's own (notebooks 04 to 12)
 LESSON_NAMESPACES = ("handmade", "lesson05", "minute", "edges", "live", "scratch", "bot", "sql",
                      "router",      # router.control: the live router's control topic (08)
-                     "lesson11")
+                     "lesson11", "lesson12")
 EXERCISE_NAMESPACE = re.compile(r"ex\d\d")
 #: groups of the lessons that carry no namespace of their own (notebook 04)
 LESSON_GROUPS = ("handmade-router",)
 #: notebooks whose start `to=` can rebuild: what each needs from the ones before
 STAGES = {"replay": "04", "route": "05", "minute": "07", "buy": "08"}
-NOTEBOOKS = tuple(f"{n:02d}" for n in range(12))
+NOTEBOOKS = tuple(f"{n:02d}" for n in range(13))
 PAPER_TABLES = ("paper_trades", "paper_positions")     # notebook 09's bots: paper_…, ex09_paper_…
 
 
@@ -59,6 +59,7 @@ class ResetReport:
     groups_in_use: list[str] = field(default_factory=list)
     streams_dropped: list[str] | None = None      # None: the engine keeps no streams (Flink SQL)
     tables_dropped: list[str] = field(default_factory=list)
+    connectors_deleted: list[str] = field(default_factory=list)     # notebook 12's, when Connect runs
     topics_created: list[str] = field(default_factory=list)
     bars_ingested: int = 0
     rebuilt: dict[str, int] = field(default_factory=dict)     # topic -> messages
@@ -69,6 +70,8 @@ class ResetReport:
         lines = [f"deleted {len(self.topics_deleted)} topics, forgot {len(self.groups_forgotten)} "
                  f"consumer groups, dropped {streams}{len(self.tables_dropped)} paper-trading tables",
                  f"created empty: {', '.join(self.topics_created)}"]
+        if self.connectors_deleted:
+            lines.append(f"deleted connectors: {', '.join(self.connectors_deleted)}")
         if self.groups_in_use:
             lines.append(f"still in use, so kept (stop their consumers, then reset again): "
                          f"{', '.join(self.groups_in_use)}")
@@ -130,8 +133,21 @@ def check_stage(to: str | int | None) -> str | None:
         return None
     text = f"{to:02d}" if isinstance(to, int) and not isinstance(to, bool) else str(to)[:2]
     if text not in NOTEBOOKS:
-        raise InputError(f"to= must name a notebook from 00 to 11 (e.g. '05'), got {to!r}.")
+        raise InputError(f"to= must name a notebook from 00 to 12 (e.g. '05'), got {to!r}.")
     return text
+
+
+def delete_lesson_connectors(settings: Settings) -> list[str]:
+    """Delete notebook 12's connectors of this namespace (lesson and exercises), when Connect answers."""
+    from helpers.infra.connect import connect_answers
+    from helpers.pipeline.cdc import connect_call, delete_connector
+
+    if not connect_answers(settings):
+        return []
+    names = [n for n in connect_call(settings, "GET", "/connectors")
+             if (rest := in_namespace(n, settings.prefix)) is not None
+             and (rest.startswith("lesson12-") or rest.startswith("ex12."))]
+    return [n for n in sorted(names) if delete_connector(settings, n)]
 
 
 def drop_paper_tables(engine: Engine) -> list[str]:
@@ -200,6 +216,7 @@ def reset_course(wb: Workbook, to: str | int | None = None, *,
     settings, admin = wb.settings, wb.admin
     stage = check_stage(to)
     report = ResetReport()
+    report.connectors_deleted = delete_lesson_connectors(settings)     # before their topics go
     if settings.stream_engine == "ksqldb":
         report.streams_dropped = drop_ksqldb_streams(wb)
     existing = [t for t in admin.list_topics(timeout=10).topics if is_course_topic(t, settings)]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
 from helpers.core.errors import ConfigError
 from helpers.core.schemas import TopicNames
@@ -219,6 +219,12 @@ class Settings:
     smtp_password: str = field(default="", repr=False)
     smtp_from: str = "workbook@localhost"
     smtp_to: str = "student@localhost"
+    connect_url: str = "http://127.0.0.1:8083"   # Kafka Connect's REST API (notebook 12)
+
+    @property
+    def connect_port(self) -> int:
+        """The port of Kafka Connect's REST API (the local stack starts its worker there)."""
+        return urlsplit(self.connect_url).port or 8083
 
     @property
     def database_url(self) -> str:
@@ -314,6 +320,7 @@ def settings_from(values: Mapping[str, str], docker_answers: Callable[[], bool])
     controller_port = parse_port("KAFKA_CONTROLLER_PORT", get("KAFKA_CONTROLLER_PORT", "9093"))
     nodes = node_ports(kafka_port, controller_port, brokers) if stack != "external" else []
     ksqldb_port = parse_port("KSQLDB_PORT", get("KSQLDB_PORT", "8088"))
+    connect_port = parse_port("CONNECT_PORT", get("CONNECT_PORT", "8083"))
     state_dir = Path(get("WORKBOOK_STATE_DIR") or PROJECT_ROOT / ".stack")
     jar = f"flink-sql-connector-kafka-{pom_property('flink.kafka.connector.version')}.jar"
     database = get("MYSQL_DATABASE") or "workbook"
@@ -347,4 +354,5 @@ def settings_from(values: Mapping[str, str], docker_answers: Callable[[], bool])
         smtp_password=get("SMTP_PASSWORD", ""),
         smtp_from=get("SMTP_FROM") or "workbook@localhost",
         smtp_to=get("SMTP_TO") or "student@localhost",
+        connect_url=get("CONNECT_URL") or f"http://127.0.0.1:{connect_port}",
     )

@@ -30,6 +30,11 @@ SOCKET_PATH_MAX = 107
 #: a TCP login from 127.0.0.1 matches user@localhost: both are created
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
 INSTALL_DB_TIMEOUT_S = 180     # about 16 s on two cores
+#: the binary log in rows, as change data capture reads it (notebook 12); kept one day
+BINLOG_OPTIONS = ("--log-bin=binlog", "--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id=1",
+                  "--binlog-expire-logs-seconds=86400")
+#: what Debezium's snapshot and binlog reader need beyond the workbook database itself
+REPLICATION_PRIVILEGES = "RELOAD, REPLICATION SLAVE, BINLOG MONITOR"
 
 
 def check_socket_path(socket: Path) -> None:
@@ -100,7 +105,7 @@ class LocalMariaDB:
                         f"--socket={self.socket}", f"--port={self.port}", f"--bind-address={self.bind}",
                         f"--user={user}", f"--pid-file={self.root / 'mariadbd.pid'}",
                         f"--log-error={self.log}", "--character-set-server=utf8mb4",
-                        "--innodb-buffer-pool-size=128M"],
+                        "--innodb-buffer-pool-size=128M", *BINLOG_OPTIONS],
                        self.root / "stdout.log", self.pid_file)
         wait_until(lambda: port_answers(self.port) and self.socket.exists(), 60,
                    f"MariaDB to accept connections on port {self.port}", detail=lambda: log_tail(self.log))
@@ -119,6 +124,22 @@ class LocalMariaDB:
         except pymysql.MySQLError as exc:
             raise StackError(f"Could not log in to MariaDB as {getpass.getuser()} over "
                              f"{self.socket}: {exc.args[-1]}") from None
+
+    def require_binlog(self) -> None:
+        """Raise a StackError unless the running server writes its binary log in rows."""
+        with self.admin_connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@log_bin, @@binlog_format")
+            log_bin, binlog_format = cur.fetchone()
+        if not log_bin or binlog_format != "ROW":
+            raise StackError("MariaDB runs without its binary log in rows, which change data capture "
+                             "reads: restart it with `workbook down` then `workbook up`.")
+
+    def grant_replication(self, settings: Settings, hosts: tuple[str, ...] = LOCAL_HOSTS) -> None:
+        """Let the workbook's user read the binary log, as Debezium does (local stack only)."""
+        _, user = check_names(settings)
+        with self.admin_connection() as conn, conn.cursor() as cur:
+            for host in hosts:
+                cur.execute(f"GRANT {REPLICATION_PRIVILEGES} ON *.* TO %s@%s", (user, host))
 
     def drop_database_user(self, settings: Settings, hosts: tuple[str, ...] = LOCAL_HOSTS) -> None:
         """Remove a database and its user (tests and class servers clean up this way)."""

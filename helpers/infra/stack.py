@@ -17,6 +17,7 @@ from dataclasses import replace
 from helpers.core.errors import StackError
 from helpers.core.settings import Settings
 from helpers.infra.compose import compose, compose_cluster_env
+from helpers.infra.connect import LocalConnect
 from helpers.infra.kafka import LocalKafka, resolve_jars
 from helpers.infra.mariadb import LocalMariaDB
 from helpers.infra.prereqs import ensure_programs, say
@@ -67,6 +68,8 @@ def local_up(settings: Settings) -> None:
 def local_down(settings: Settings) -> list[str]:
     """Stop the local services this project started; return their names."""
     stopped = []
+    if LocalConnect.for_settings(settings).stop():     # first: it writes its offsets to Kafka
+        stopped.append("connect")
     for kafka in (LocalKafka.for_settings(settings), other_layout(settings)):
         if kafka.stop():
             stopped.append("kafka" if len(kafka.nodes) == 1 else f"kafka ({len(kafka.nodes)} nodes)")
@@ -85,7 +88,7 @@ def stack_up(settings: Settings, timeout: float = 120) -> list[ServiceStatus]:
         resolve_jars(settings)        # an external cluster: Flink still runs here, with its connector jar
     wait_kafka_ready(settings, timeout)
     statuses = stack_status(settings)
-    down = [s for s in statuses if not s.up]
+    down = [s for s in statuses if not s.fine]
     if down:
         raise StackError("Not ready: " + "; ".join(f"{s.name}: {s.hint}" for s in down))
     return statuses
@@ -96,7 +99,7 @@ def stack_down(settings: Settings) -> list[str]:
     if settings.stack == "local":
         return local_down(settings)
     if settings.stack == "docker":
-        compose("--profile", "cluster", "down")   # the three-node cluster too, if it runs
+        compose("--profile", "cluster", "--profile", "connect", "down")   # the cluster and Connect too
         return ["docker compose"]
     return []
 

@@ -33,14 +33,19 @@ class ServiceStatus:
     version: str = ""
     hint: str = ""
     url: str = ""
+    on_demand: bool = False    # started by the lesson that needs it (Kafka Connect): off is no fault
+
+    @property
+    def fine(self) -> bool:
+        """True when it answers, or is an on-demand service that is simply off."""
+        return self.up or self.on_demand
 
     def as_dict(self) -> dict:
-        """The JSON form: url only for mysql, hint only when down."""
+        """The JSON form: url only for mysql, hint only when down, on_demand only when true."""
         data = asdict(self)
-        if not self.url:
-            data.pop("url")
-        if not self.hint:
-            data.pop("hint")
+        for key in ("url", "hint", "on_demand"):
+            if not data[key]:
+                data.pop(key)
         return data
 
 
@@ -257,14 +262,32 @@ def status_stream_sql(settings: Settings) -> ServiceStatus:
                          "" if up else "The Flink Kafka connector jar is missing: run `make up`.")
 
 
+# --- Kafka Connect (on demand) ------------------------------------------------------------
+
+def status_connect(settings: Settings) -> ServiceStatus:
+    """Probe Kafka Connect's REST API: up with its version, or off until notebook 12 starts it."""
+    import requests
+
+    try:
+        info = requests.get(settings.connect_url, timeout=PROBE_TIMEOUT).json()
+    except (requests.RequestException, ValueError):
+        return ServiceStatus("connect", settings.connect_url, False, "",
+                             "Kafka Connect is off: notebook 12 starts it (or `workbook connect up`).",
+                             on_demand=True)
+    return ServiceStatus("connect", settings.connect_url, True, f"Kafka Connect {info.get('version', '?')}",
+                         on_demand=True)
+
+
 # --- all of them ------------------------------------------------------------------------
 
-PROBES = {"kafka": status_kafka, "mysql": status_mysql, "stream-sql": status_stream_sql}
+PROBES = {"kafka": status_kafka, "mysql": status_mysql, "stream-sql": status_stream_sql,
+          "connect": status_connect}
 
 
 def stack_status(settings: Settings, show_secrets: bool = False) -> list[ServiceStatus]:
-    """Status of kafka (one line per node), mysql and stream-sql."""
-    return [*status_kafka_nodes(settings), status_mysql(settings, show_secrets), status_stream_sql(settings)]
+    """Status of kafka (one line per node), mysql, stream-sql and connect (on demand)."""
+    return [*status_kafka_nodes(settings), status_mysql(settings, show_secrets), status_stream_sql(settings),
+            status_connect(settings)]
 
 
 def require_services(settings: Settings, *names: str) -> None:

@@ -42,7 +42,7 @@ from helpers.pipeline.streamsql import compare_rows, read_buy
 from helpers.pipeline.topics import topic_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from processes import processes_using  # noqa: E402
+from processes import processes_using, run_workbook  # noqa: E402
 
 pytestmark = pytest.mark.integration
 REFUSED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
@@ -364,8 +364,7 @@ def test_a_student_runs_the_kafka_tools_logged_in_through_a_file_that_goes_away(
     env = {**student_env(server, students["alice"]), "TMPDIR": str(tmp_path)}   # where login files go
 
     def tool(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(Path(sys.executable).with_name("workbook")), *args], cwd=PROJECT_ROOT,
-                              env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return run_workbook(*args, env=env)
 
     created = tool("kafka-topics", "--create", "--topic", "alice.clitest", "--partitions", "2")
     assert created.returncode == 0, created.stdout + created.stderr

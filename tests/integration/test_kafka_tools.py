@@ -4,8 +4,6 @@ Each test makes its own topic, `clitest.<id>`, and deletes it (and its groups) a
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import uuid
 from contextlib import closing
@@ -15,19 +13,14 @@ import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from helpers.core.settings import PROJECT_ROOT
 from helpers.infra.clients import make_admin, make_consumer, make_producer, watermarks
 from helpers.infra.kafka_tools import KAFKA_TOOLS
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import run_workbook as workbook  # noqa: E402
+
 pytestmark = pytest.mark.integration
-WORKBOOK = Path(sys.executable).with_name("workbook")      # the command a student types
 RECORDS = 60
-
-
-def workbook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `workbook <args>` as a student would (in `env`, default ours), its output captured."""
-    return subprocess.run([str(WORKBOOK), *args], cwd=PROJECT_ROOT, env=env or os.environ,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
 def table(output: str) -> list[dict[str, str]]:

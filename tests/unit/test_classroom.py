@@ -252,8 +252,8 @@ def test_reset_forgets_the_course_groups_of_its_namespace_only(tmp_path):
 
 def test_reset_names_a_notebook_to_start_from():
     assert [check_stage(x) for x in (None, "05", 5, "05_consumer_groups")] == [None, "05", "05", "05"]
-    for bad in ("5", "notebook", 12, True):
-        with pytest.raises(InputError, match="from 00 to 11"):
+    for bad in ("5", "notebook", 13, True):
+        with pytest.raises(InputError, match="from 00 to 12"):
             check_stage(bad)
 
 

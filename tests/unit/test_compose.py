@@ -25,7 +25,7 @@ WORKFLOW = ROOT / ".github" / "workflows" / "docker-stack.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 POM = ROOT / "stack" / "pom.xml"
 
-EXACT_TAG = re.compile(r"^[a-z0-9][a-z0-9._/-]*:(\d+\.\d+\.\d+)(-[A-Za-z0-9._-]+)?$")
+EXACT_TAG = re.compile(r"^[a-z0-9][a-z0-9._/-]*:(\d+\.\d+\.\d+)([-.][A-Za-z0-9._-]+)?$")  # 3.6.1.Final too
 INTERPOLATION = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY", re.IGNORECASE)
@@ -441,3 +441,21 @@ def test_lab_cluster_declares_brokers_dead_as_fast_as_the_local_lab(services):
         env = services[name]["environment"]
         for key, value in LAB_PROPERTIES.items():
             assert str(env["KAFKA_" + key.upper().replace(".", "_")]) == value, (name, key)
+
+
+def test_the_docker_connect_worker_keeps_its_state_where_the_local_one_does(services, tmp_path):
+    from helpers.core.settings import settings_from
+    from helpers.infra.connect import worker_properties
+
+    local = dict(line.split("=", 1) for line in worker_properties(
+        settings_from({"WORKBOOK_STACK": "local"}, lambda: False), tmp_path).splitlines() if line)
+    env = services["connect"]["environment"]
+    assert env["GROUP_ID"] == local["group.id"]
+    for kind in ("config", "offset", "status"):
+        assert env[f"{kind.upper()}_STORAGE_TOPIC"] == local[f"{kind}.storage.topic"]
+    assert env["CONNECT_CONFIG_PROVIDERS_ENV_CLASS"] == local["config.providers.env.class"]
+    assert env["CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE"] == local["value.converter.schemas.enable"]
+    assert "mysql-data:/var/lib/mysql" in services["mysql"]["volumes"]
+    assert any(v.startswith("./docker/mysql/initdb:") for v in services["mysql"]["volumes"])
+    grants = (ROOT / "docker" / "mysql" / "initdb" / "10-cdc-grants.sh").read_text()
+    assert "REPLICATION SLAVE" in grants and "${MYSQL_USER}" in grants

@@ -24,6 +24,7 @@ from helpers.classroom.exercises.ex08_dashboard import check_one_signal_price, c
 from helpers.classroom.exercises.ex09_next_steps import check_bot_restart, check_trailing_stop
 from helpers.classroom.exercises.ex10_fault_tolerance import check_brokers_may_fail, check_missing_and_lost
 from helpers.classroom.exercises.ex11_queues import check_decide, check_members_with_work
+from helpers.classroom.exercises.ex12_change_data_capture import check_rebuild, check_slim_connector
 
 __all__ = ["CheckResult", "lab", "copy_topic", "crash_router", "check_rejection", "check_days_above",
            "check_one_partition", "check_max_partitions", "check_send_bars", "check_double_replay",
@@ -32,4 +33,4 @@ __all__ = ["CheckResult", "lab", "copy_topic", "crash_router", "check_rejection"
            "check_one_signal_price", "check_router_lag", "check_trailing_stop", "check_bot_restart",
            "check_brokers_may_fail", "check_missing_and_lost", "check_five_minute_bars", "check_day_ranges",
            "check_my_join", "check_decide", "check_members_with_work", "check_given_up", "check_lag_read",
-           "lagging_group"]
+           "lagging_group", "check_rebuild", "check_slim_connector"]
