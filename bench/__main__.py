@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if "error" not in results["kafka"]:
             kafka = results["kafka"]
             results["replay"], results["router"] = kafka.pop("replay"), kafka.pop("router")
+            results["formats"] = kafka.pop("formats")
             results["kafka_rounds"] = rounds
     if "stream_sql" in args.parts:
         sql_plan = latency.Plan.quick() if args.quick else latency.Plan()

@@ -145,9 +145,22 @@ def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                  f"{_ratio(eos)}: {_rate(_get(results, 'router.exactly_once_bars_per_s'))}" if eos else "-",
                  "(reported)", "-"))
     raw = _get(results, "router.ratio_vs_raw_consume")
-    rows.append(("router (at-least-once) / raw consume",
+    rows.append(("router (at-least-once) / raw consume, both from their first record",
                  f"{_ratio(raw)}: raw {_rate(_get(results, 'router.raw_consume_per_s'))}" if raw else "-",
                  "(reported)", "-"))
+    ceiling = _get(results, "router.ratio_vs_producer_ceiling")
+    per_bar = _get(results, "router.records_per_bar")
+    rows.append(("router's records written / raw producer (the ceiling it is bound by)",
+                 f"{_ratio(ceiling)} ({per_bar['median']:.2f} records per bar)"
+                 if ceiling and per_bar else "-",
+                 "(reported)", "-"))
+    for what, unit in (("produce", "msg/s"), ("consume", "msg/s"), ("bytes", "bytes per message")):
+        ratio = _get(results, f"formats.avro_vs_json_{what}")
+        key = {"produce": "produce_per_s", "consume": "consume_per_s", "bytes": "bytes_per_message"}[what]
+        avro, json_ = _get(results, f"formats.avro_{key}"), _get(results, f"formats.json_{key}")
+        rows.append((f"Avro / JSON, {what} (same bars, same producer)",
+                     f"{_ratio(ratio)}: {avro['median']:,.0f} vs {json_['median']:,.0f} {unit}"
+                     if ratio and avro and json_ else "-", "(reported)", "-"))
     for size, limit in (("10k", None), ("100k", 150.0), ("1M", 300.0)):
         latency = _get(results, f"dashboard.{size}.slider_to_picture_ms")
         cpu = f"; CPU {latency['cpu_p50']:,.0f} ms" if latency and "cpu_p50" in latency else ""

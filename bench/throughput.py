@@ -1,14 +1,27 @@
 """Kafka throughput, as ratios measured side by side on the same payloads and topics.
 
 One round, on one scratch namespace (`bench<id>.pricelist`, ...):
-1. raw producer: the replay's own JSON payloads, pre-encoded, produced by a
-   bare confluent-kafka loop (idempotent, lz4, linger.ms=5) into a topic of
-   their own: the ceiling of the Python client on this machine;
+1. raw producer: the replay's own JSON payloads, pre-encoded, produced by two
+   bare confluent-kafka loops with the replay's own producer settings
+   (PRODUCER_DEFAULTS), one asking for a delivery report per message, one for
+   failures only, as the replay does: the faster is the ceiling of the Python
+   client on this machine (the two ran within 5 % of each other; the replay's
+   own time also holds encoding each bar, which the raw loops do not);
 2. `replay_bars`: the same bars, from a DataFrame, into `pricelist`;
 3. raw consume: read `pricelist` to its end, no processing;
 4. the naive router of notebook 04 (`route_naively`), then `Router` in its
    default at-least-once mode, then `Router` in exactly-once mode: each reads
-   the same `pricelist` with a group of its own into emptied output topics.
+   the same `pricelist` with a group of its own into emptied output topics;
+   every consumer is timed from its first record (joining its group is not
+   reading), and the router is also set against the producer ceiling it is
+   bound by: it writes about 1.25 records per bar;
+5. JSON against Avro on the same bars: encode and produce, then consume and
+   decode, with the same producer settings, and the bytes per message. Avro
+   goes through confluent-kafka's AvroSerializer in the Confluent wire format
+   (a magic byte and a 4-byte schema id in front); its schema registry client
+   is the in-process one of confluent-kafka (`mock://`): after the first
+   message a serializer asks its registry nothing, so the per-message work
+   measured is a real registry's too.
 Every run's counts are checked against the bars (a fast but lossy run is an
 error). Rounds repeat the whole set; ratios come from the same round, so the
 load that other programs put on the machine cancels out as far as it can, and
@@ -24,14 +37,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pandas as pd
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from helpers.core.errors import WaitTimeout
 from helpers.core.rules import Thresholds
+from helpers.core.schemas import avro_schema, encode
 from helpers.core.settings import Settings
 from helpers.core.waiting import wait_until
-from helpers.infra.clients import client_conf, make_admin
+from helpers.infra.clients import PRODUCER_DEFAULTS, client_conf, make_admin
 from helpers.pipeline.produce import bar_message, replay_bars
 from helpers.pipeline.route import Router, RouteReport, route_naively
 from helpers.pipeline.sources import fetch_synthetic
@@ -41,9 +56,10 @@ BARS, QUICK_BARS = 100_000, 5_000
 ROUNDS, QUICK_ROUNDS = 3, 1
 N_TICKERS = 20
 SEED = 42
-#: what the issue's raw producer used: idempotent (so acks=all), lz4, linger.ms=5
-RAW_PRODUCER = {"enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "lz4",
-                "partitioner": "murmur2_random"}
+#: the raw loops use the replay's own producer settings: like is compared with like
+RAW_LOOPS = {"every_report": {}, "errors_only": {"delivery.report.only.error": True}}
+#: JSON against Avro: ratio name -> the measurement it divides
+FORMAT_RATIOS = {"produce": "produce_per_s", "consume": "consume_per_s", "bytes": "bytes_per_message"}
 
 
 class BenchError(RuntimeError):
@@ -79,9 +95,11 @@ def payloads_of(bars: pd.DataFrame) -> list[tuple[bytes, bytes, int]]:
     return [bar_message(record) for record in ordered.to_dict("records")]
 
 
-def raw_produce(payloads: list[tuple[bytes, bytes, int]], topic: str, settings: Settings) -> float:
-    """Produce pre-encoded payloads with a bare loop; return the seconds until all are confirmed."""
-    producer = Producer(client_conf(settings, RAW_PRODUCER))
+def raw_produce(payloads: list[tuple[bytes, bytes, int]], topic: str, settings: Settings,
+                extra: dict[str, Any] | None = None) -> float:
+    """Produce pre-encoded payloads with a bare loop and the replay's producer settings (plus `extra`);
+    return the seconds until all are confirmed."""
+    producer = Producer(client_conf(settings, {**PRODUCER_DEFAULTS, **(extra or {})}))
     start = time.perf_counter()
     for n, (key, value, ts) in enumerate(payloads):
         while True:
@@ -124,6 +142,84 @@ def raw_consume(topic: str, settings: Settings) -> RouteReport:
         consumer.close()
     report.seconds = last - start       # until the last batch of messages, not the wait for more
     return report
+
+
+def codecs() -> dict[str, tuple[Callable[[dict], bytes], Callable[[bytes], dict]]]:
+    """(serialize, deserialize) of a pricelist value: JSON as the course writes it, and Avro in the
+    Confluent wire format through a schema registry client."""
+    import json
+
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    registry = SchemaRegistryClient.new_client({"url": "mock://"})       # in-process: see the docstring
+    context = SerializationContext("pricelist", MessageField.VALUE)
+    to_avro = AvroSerializer(registry, json.dumps(avro_schema("pricelist")))
+    from_avro = AvroDeserializer(registry)
+    return {"json": (encode, orjson.loads),
+            "avro": (lambda value: to_avro(value, context), lambda raw: from_avro(raw, context))}
+
+
+def serialized_round(values: list[dict], fmt: str, settings: Settings) -> dict[str, Any]:
+    """Encode and produce `values` in one format into a topic of their own, then consume and decode
+    them; rates of both and bytes per message. Counts and contents are checked."""
+    serialize, deserialize = codecs()[fmt]
+    topic = f"{settings.prefix}{fmt}"
+    admin = make_admin(settings)
+    ensure_topics(admin, [topic])
+    try:
+        producer = Producer(client_conf(settings, {**PRODUCER_DEFAULTS, **RAW_LOOPS["errors_only"]}))
+        start, size = time.perf_counter(), 0
+        for value in values:
+            data = serialize(value)
+            size += len(data)
+            while True:
+                try:
+                    producer.produce(topic, data, value["ticker"].encode(), timestamp=value["ts"])
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        if producer.flush(60):
+            raise BenchError(f"The {fmt} producer could not deliver every message within 60 s.")
+        produce_s = time.perf_counter() - start
+        decoded, consume_s = consume_decoded(topic, deserialize, settings)
+    finally:
+        delete_topics(admin, [topic])
+    def in_order(found: list[dict]) -> list[dict]:
+        return sorted(found, key=lambda v: (v["ts"], v["ticker"]))
+
+    if in_order(decoded) != in_order(values):
+        raise BenchError(f"{fmt}: {len(decoded):,} of {len(values):,} values came back, or changed.")
+    return {"messages": len(values), "bytes_per_message": size / len(values),
+            "produce_per_s": len(values) / produce_s, "consume_per_s": len(values) / consume_s}
+
+
+def consume_decoded(topic: str, deserialize: Callable[[bytes], dict],
+                    settings: Settings) -> tuple[list[dict], float]:
+    """Every value of `topic`, decoded, and the seconds from the first record to the last."""
+    consumer = Consumer(client_conf(settings, {
+        "group.id": f"{settings.prefix}decode-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
+        "enable.auto.commit": False, "enable.partition.eof": True}))
+    decoded, at_end, first, last = [], set(), 0.0, 0.0
+    consumer.subscribe([topic])
+    try:
+        while True:
+            for msg in consumer.consume(1000, timeout=0.05):
+                if msg.error():
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        raise KafkaException(msg.error())
+                    at_end.add(msg.partition())
+                    continue
+                first = first or time.perf_counter()
+                decoded.append(deserialize(msg.value()))
+                last = time.perf_counter()
+            assigned = {tp.partition for tp in consumer.assignment()}
+            if assigned and at_end >= assigned:
+                break
+    finally:
+        consumer.close()
+    return decoded, last - first
 
 
 def expected_counts(bars: pd.DataFrame) -> dict[str, int]:
@@ -182,12 +278,14 @@ def one_round(bars: pd.DataFrame, payloads, base: Settings, log: Callable[[str],
     topics = settings.topics
     raw_topic = f"{settings.prefix}raw"
     outputs = [topics.variations, topics.alerts, topics.dead_letter]
-    names, groups = [*topics.all, raw_topic], []
+    names, groups = [*topics.all, *(f"{raw_topic}-{loop}" for loop in RAW_LOOPS)], []
     admin = make_admin(settings)
     try:
         ensure_topics(admin, names)
-        log(f"  raw producer: {len(payloads):,} messages ...")
-        raw_s = raw_produce(payloads, raw_topic, settings)
+        raw_s = {}
+        for loop, extra in RAW_LOOPS.items():
+            log(f"  raw producer ({loop.replace('_', ' ')}): {len(payloads):,} messages ...")
+            raw_s[loop] = raw_produce(payloads, f"{raw_topic}-{loop}", settings, extra)
         log("  replay_bars ...")
         replay = replay_bars(bars, settings=settings, progress=False)
         if replay.delivered != len(bars) or count_messages(topics.pricelist, settings) != len(bars):
@@ -209,19 +307,33 @@ def one_round(bars: pd.DataFrame, payloads, base: Settings, log: Callable[[str],
             ensure_topics(admin, outputs)
             runs[name] = route(group)
             check_route(name, runs[name], bars, settings, transactional=name.endswith("exactly_once"))
+        values = [orjson.loads(value) for _, value, _ in payloads]
+        formats = {}
+        for fmt in ("json", "avro"):
+            log(f"  {fmt}: encode, produce, consume, decode ...")
+            formats[fmt] = serialized_round(values, fmt, settings)
     finally:
         delete_topics(admin, names)
         delete_groups(admin, groups)
-    raw_rate, replay_rate = len(payloads) / raw_s, replay.rate
+    rates = {loop: len(payloads) / seconds for loop, seconds in raw_s.items()}
+    raw_rate, replay_rate = max(rates.values()), replay.rate
     naive, router, eos = (runs[k].busy_rate for k in ("naive", "router", "router_exactly_once"))
-    return {"raw_producer": {"messages": len(payloads), "seconds": raw_s, "messages_per_s": raw_rate},
+    written = (runs["router"].variations + runs["router"].alerts) / runs["router"].consumed
+    return {"raw_producer": {"messages": len(payloads), "seconds": min(raw_s.values()),
+                             "messages_per_s": raw_rate, "fastest": max(rates, key=rates.__getitem__),
+                             **{f"{loop}_per_s": rate for loop, rate in rates.items()}},
             "replay": {"messages": replay.delivered, "seconds": replay.seconds,
                        "messages_per_s": replay_rate},
             "raw_consume": route_figures(consumed),
             **{name: route_figures(report) for name, report in runs.items()},
+            "formats": formats,
             "ratios": {"replay_vs_raw": replay_rate / raw_rate,
                        "router_vs_naive": router / naive,
                        "router_vs_raw_consume": router / consumed.busy_rate,
+                       "router_records_per_bar": written,
+                       "router_vs_producer_ceiling": router * written / raw_rate,
+                       **{f"avro_vs_json_{what}": formats["avro"][key] / formats["json"][key]
+                          for what, key in FORMAT_RATIOS.items()},
                        "router_exactly_once_vs_naive": eos / naive}}
 
 
@@ -254,5 +366,12 @@ def run(n_bars: int, rounds: int, settings: Settings, log: Callable[[str], None]
                    "bars_per_s": over_rounds(("router", "busy_bars_per_s")),
                    "exactly_once_bars_per_s": over_rounds(("router_exactly_once", "busy_bars_per_s")),
                    "naive_bars_per_s": over_rounds(("naive", "busy_bars_per_s")),
-                   "raw_consume_per_s": over_rounds(("raw_consume", "busy_bars_per_s"))},
+                   "raw_consume_per_s": over_rounds(("raw_consume", "busy_bars_per_s")),
+                   "ratio_vs_producer_ceiling": over_rounds(("ratios", "router_vs_producer_ceiling")),
+                   "records_per_bar": over_rounds(("ratios", "router_records_per_bar"))},
+        "formats": {
+            **{f"{fmt}_{key}": spread([r["formats"][fmt][key] for r in per_round])
+               for fmt in ("json", "avro") for key in FORMAT_RATIOS.values()},
+            **{f"avro_vs_json_{what}": over_rounds(("ratios", f"avro_vs_json_{what}"))
+               for what in FORMAT_RATIOS}},
     }

@@ -234,3 +234,17 @@ def schema_table(topic: str) -> pd.DataFrame:
 def utc_day(ts: int) -> str:
     """'2009-10-20': the UTC day of an epoch-millisecond time."""
     return dt.datetime.fromtimestamp(int(ts) / 1000, tz=dt.UTC).strftime("%Y-%m-%d")
+
+
+AVRO_TYPES = {str: "string", int: "long", float: "double"}
+
+
+def avro_schema(topic: str) -> dict[str, Any]:
+    """The Avro record schema of a topic's values, from FIELDS: its fields in order, each with its
+    meaning as `doc`; a field that may be null is a union with null, null by default."""
+    fields = []
+    for name, (kind, meaning) in FIELDS[topic].items():
+        avro = AVRO_TYPES[kind]
+        fields.append({"name": name, "type": ["null", avro], "default": None, "doc": meaning}
+                      if name in NULLABLE else {"name": name, "type": avro, "doc": meaning})
+    return {"type": "record", "name": topic.replace(".", "_"), "namespace": "workbook", "fields": fields}

@@ -219,7 +219,7 @@ class Settings:
     smtp_password: str = field(default="", repr=False)
     smtp_from: str = "workbook@localhost"
     smtp_to: str = "student@localhost"
-    connect_url: str = "http://127.0.0.1:8083"   # Kafka Connect's REST API (notebook 12)
+    connect_url: str = "http://127.0.0.1:8083"   # Kafka Connect's REST API (notebook 12); '' = none
 
     @property
     def connect_port(self) -> int:
@@ -354,5 +354,6 @@ def settings_from(values: Mapping[str, str], docker_answers: Callable[[], bool])
         smtp_password=get("SMTP_PASSWORD", ""),
         smtp_from=get("SMTP_FROM") or "workbook@localhost",
         smtp_to=get("SMTP_TO") or "student@localhost",
-        connect_url=get("CONNECT_URL") or f"http://127.0.0.1:{connect_port}",
+        # an external stack (a class server) has Kafka Connect only where CONNECT_URL says
+        connect_url=get("CONNECT_URL") or ("" if stack == "external" else f"http://127.0.0.1:{connect_port}"),
     )

@@ -152,6 +152,8 @@ def log4j(log: Path) -> str:
         "appender.file.layout.pattern=[%d] %p %m (%c)%n",
         "logger.reflections.name=org.reflections",
         "logger.reflections.level=ERROR",
+        "logger.rest.name=org.apache.kafka.connect.runtime.rest.RestServer",   # a line per request
+        "logger.rest.level=WARN",
         "",
     ])
 
@@ -192,6 +194,8 @@ def stop_connect(settings: Settings) -> bool:
 
 def connect_answers(settings: Settings) -> bool:
     """True when a Kafka Connect worker answers at CONNECT_URL."""
+    if not settings.connect_url:
+        return False
     try:
         return requests.get(settings.connect_url, timeout=2).ok
     except requests.RequestException:
@@ -215,6 +219,9 @@ def ensure_connect(settings: Settings) -> str:
         from helpers.infra.compose import compose
 
         compose("--profile", "connect", "up", "-d", "--wait", "connect")
+    if not settings.connect_url:
+        raise ServiceUnavailable("This stack has no Kafka Connect: notebook 12 needs the workbook's own "
+                                 "stack (local or Docker), or CONNECT_URL naming a worker.")
     if not connect_answers(settings):
         raise ServiceUnavailable(f"Kafka Connect does not answer at {settings.connect_url}: ask your "
                                  "instructor for CONNECT_URL, or run the workbook's own stack.")

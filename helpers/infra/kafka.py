@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 HEAP_MB = 512
 # A class waits on rebalances: members of the new consumer protocol and of share groups
 # hear from the broker every second (Kafka's default is 5 s, meant for thousands of members),
-# and a share group may lock records for as little as a second (notebook 11's crash lab).
+# a share group may lock records for as little as a second, and a consumer group may set a
+# session as short as 5 s (default floor 45 s): notebook 11's two crash labs.
 GROUP_PACE = ("group.consumer.heartbeat.interval.ms=1000", "group.consumer.min.heartbeat.interval.ms=1000",
               "group.share.heartbeat.interval.ms=1000", "group.share.min.heartbeat.interval.ms=1000",
               "group.share.min.record.lock.duration.ms=1000", "group.consumer.min.session.timeout.ms=5000")

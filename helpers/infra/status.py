@@ -268,6 +268,10 @@ def status_connect(settings: Settings) -> ServiceStatus:
     """Probe Kafka Connect's REST API: up with its version, or off until notebook 12 starts it."""
     import requests
 
+    if not settings.connect_url:
+        return ServiceStatus("connect", "-", False, "",
+                             "No Kafka Connect on this stack: set CONNECT_URL to a worker's address.",
+                             on_demand=True)
     try:
         info = requests.get(settings.connect_url, timeout=PROBE_TIMEOUT).json()
     except (requests.RequestException, ValueError):
@@ -299,9 +303,10 @@ def require_services(settings: Settings, *names: str) -> None:
 
 
 def status_table(settings: Settings) -> pd.DataFrame:
-    """The status of every service as a small table (00_setup)."""
+    """The status of every service the notebooks need, as a small table (00_setup). Kafka Connect,
+    started by notebook 12 when it needs it, is left out: `workbook status` shows it."""
     import pandas as pd
 
-    rows = [s.as_dict() for s in stack_status(settings)]
+    rows = [s.as_dict() for s in stack_status(settings) if not s.on_demand]
     table = pd.DataFrame(rows).drop(columns=["hint"], errors="ignore").set_index("name")
     return table.fillna("")

@@ -14,10 +14,11 @@ import orjson
 import pandas as pd
 import requests
 
-from helpers.core.errors import InputError, ServiceUnavailable
+from helpers.core.errors import InputError, KafkaOperationError, ServiceUnavailable
 from helpers.core.settings import Settings
 from helpers.core.waiting import wait_until
 from helpers.infra.clients import assign_from_start, batches_to_end, make_consumer
+from helpers.pipeline.topics import count_messages
 
 CONNECTORS = {"local": "io.debezium.connector.mariadb.MariaDbConnector",      # MariaDB from Debian
               "docker": "io.debezium.connector.mysql.MySqlConnector"}          # the mysql:8.4 image
@@ -78,6 +79,8 @@ def debezium_config(settings: Settings, server_id: int = 5401, **extra: str) -> 
 
 def connect_call(settings: Settings, method: str, path: str, body: dict | None = None) -> Any:
     """One call to Connect's REST API; its JSON answer, or a one-sentence error."""
+    if not settings.connect_url:
+        raise ServiceUnavailable("This stack has no Kafka Connect: set CONNECT_URL to a worker's address.")
     url = f"{settings.connect_url}{path}"
     try:
         response = requests.request(method, url, json=body, timeout=REQUEST_TIMEOUT_S)
@@ -172,15 +175,18 @@ def change_log(settings: Settings, topic: str) -> pd.DataFrame:
 
 def wait_for_changes(settings: Settings, topic: str, count: int, timeout: float = 60) -> pd.DataFrame:
     """The change log of `topic` once it holds at least `count` records; WaitTimeout after `timeout` s."""
-    logs: list[pd.DataFrame] = []
+    held = [0]
 
-    def enough() -> bool:
-        logs.append(change_log(settings, topic))
-        return len(logs[-1]) >= count
+    def enough() -> bool:          # counted from the partitions' offsets: cheap, unlike reading
+        try:
+            held[0] = count_messages(topic, settings)
+        except KafkaOperationError:            # no topic yet: the connector creates it
+            return False
+        return held[0] >= count
 
-    wait_until(enough, timeout, f"{count:,} records in {topic}", interval=0.5,
-               detail=lambda: f" (it holds {len(logs[-1]):,})" if logs else "")
-    return logs[-1]
+    wait_until(enough, timeout, f"{count:,} records in {topic}", interval=0.3,
+               detail=lambda: f" (it holds {held[0]:,})")
+    return change_log(settings, topic)
 
 
 def plot_paused(samples: pd.DataFrame, paused: tuple[float, float], *, ax=None):

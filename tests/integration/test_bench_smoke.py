@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 KEYS = ["replay.ratio_vs_raw", "router.ratio_vs_naive", "router.ratio_vs_raw_consume",
         "router.exactly_once_ratio_vs_naive", "dashboard.10k.slider_to_picture_ms",
-        "stream_sql.latency_ms"]
+        "stream_sql.latency_ms", "router.ratio_vs_producer_ceiling", "formats.avro_vs_json_bytes",
+        "formats.avro_vs_json_produce", "formats.avro_vs_json_consume"]
 
 
 def value_at(results: dict, path: str):

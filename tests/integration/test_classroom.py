@@ -132,7 +132,7 @@ def test_reset_course_clears_a_students_state_only_and_rebuilds_the_start_of_05(
     minute_counts = topic_counts(minute.topics.all, minute)
     assert minute_counts[minute.topics.pricelist] == minute_counts[minute.topics.variations] == len(
         read_bars(engine, "minute"))
-    result = subprocess.run([sys.executable, "-m", "helpers.cli", "reset", "--to", "12"], cwd=PROJECT_ROOT,
+    result = subprocess.run([sys.executable, "-m", "helpers.cli", "reset", "--to", "13"], cwd=PROJECT_ROOT,
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "from 00 to 12" in result.stderr
     delete_groups(admin, [neighbour.group("router")])
