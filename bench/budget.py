@@ -46,7 +46,7 @@ from helpers.infra.processes import free_port, port_answers, running_process, st
 RESULTS = PROJECT_ROOT / "build" / "bench" / "budget.json"
 HOSTED_NOTEBOOK = PROJECT_ROOT / "hosted" / "start_here.ipynb"
 MB = 2**20
-PARTS = ("kafka", "mariadb", "flink", "kernels", "jupyterlab", "runner")
+PARTS = ("kafka", "mariadb", "flink", "connect", "kernels", "jupyterlab", "runner")
 
 
 def part_of(proc: psutil.Process) -> str:
@@ -55,6 +55,8 @@ def part_of(proc: psutil.Process) -> str:
         line = " ".join(proc.cmdline())
         if "kafka.Kafka" in line or "kafka.tools.StorageTool" in line:
             return "kafka"
+        if "ConnectDistributed" in line:        # notebook 12's Kafka Connect worker
+            return "connect"
         if proc.name().startswith(("mariadbd", "mariadb-install")):
             return "mariadb"
         if "helpers.pipeline.flinksql" in line or "flink" in line.lower():
@@ -158,9 +160,10 @@ def summarise(samples: list[dict[str, Any]], marks: list[tuple[float, str]]) -> 
 
 
 def stack_processes(state_dir: Path) -> list[psutil.Process]:
-    """Kafka's and MariaDB's processes of one checkout, from their pid files."""
+    """Kafka's, MariaDB's and Kafka Connect's processes of one checkout, from their pid files."""
     found = [running_process(state_dir / "kafka/node-1/kafka.pid"),
-             running_process(state_dir / "mariadb/mariadb.pid")]
+             running_process(state_dir / "mariadb/mariadb.pid"),
+             running_process(state_dir / "connect/connect.pid")]
     return [p for p in found if p is not None]
 
 

@@ -153,8 +153,9 @@ OPS = {"r": "read (snapshot)", "c": "create", "u": "update", "d": "delete", "tom
 
 def change_log(settings: Settings, topic: str) -> pd.DataFrame:
     """Every record of a change topic, read to its end, one row each: partition, offset, kafka_ms
-    (when Connect wrote it), id (the key), op ('r', 'c', 'u', 'd', or 'tombstone' for the empty
-    record after a delete), before and after (the row as dicts, or None).
+    (the record's timestamp: when Debezium read the change, not when Connect wrote it; a paused
+    connector's records keep their earlier time), id (the key), op ('r', 'c', 'u', 'd', or
+    'tombstone' for the empty record after a delete), before and after (the rows, or None).
 
     No topic yet (the connector creates it with its first record) reads as no record.
     """

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from helpers.classroom.course import delete_lesson_connectors
 from helpers.core.errors import InputError
 from helpers.infra.clients import assign_from_start, batches_to_end, make_consumer
-from helpers.infra.connect import ensure_connect
+from helpers.infra.connect import connect_answers, ensure_connect, stop_connect
 from helpers.pipeline.cdc import (
     connect_call,
     debezium_config,
@@ -32,8 +32,11 @@ INSERT = text("INSERT INTO candle_prices (ticker, timespan, ts, open, high, low,
 
 @pytest.fixture(scope="module")
 def connect(settings):
-    """The stack's Kafka Connect worker, started if it does not run."""
-    return ensure_connect(settings)
+    """The stack's Kafka Connect worker: started if it does not run, and then stopped again."""
+    was_running = connect_answers(settings)
+    yield ensure_connect(settings)
+    if not was_running:
+        stop_connect(settings)
 
 
 @pytest.fixture

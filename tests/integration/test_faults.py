@@ -158,7 +158,17 @@ def test_a_second_exactly_once_router_of_the_group_does_not_fence_the_first(isol
 
 # --- the broker stopped and restarted in the middle of a replay --------------------
 
-def test_broker_restart_mid_replay_delivers_every_bar_exactly_once(isolated):
+#: what the replay's producer can have in flight: 5 requests per partition of 3, each about 20 ms
+#: (linger.ms) of bars at the test's 20,000 bars/s, rounded up
+IN_FLIGHT_BARS = 2_000
+
+
+def test_broker_restart_mid_replay_loses_no_bar_and_doubles_at_most_what_was_in_flight(isolated):
+    """The idempotent producer loses nothing across a broker restart, and usually doubles nothing.
+    Not always: after some errors librdkafka bumps the producer's epoch and sends again the
+    batches it had in flight, which the broker may already have written (librdkafka issue #4953,
+    open). Seen once in CI under load, the broker down 21 s: 82 bars twice. Only transactions
+    rule it out (notebook 05)."""
     if isolated.stack != "local":
         pytest.skip("restarts the local stack's broker")
     bars = fetch_synthetic(n_tickers=20, n_bars=5_000, seed=6)        # 100,000 bars
@@ -178,4 +188,5 @@ def test_broker_restart_mid_replay_delivers_every_bar_exactly_once(isolated):
     back = read_topic(isolated.topics.pricelist, settings=isolated, timeout=120)
     result = outcome(back, bars)
     print(f"\nbroker down {down_s:.1f} s mid-replay: {result}")
-    assert result == {"sent": len(bars), "read": len(bars), "lost": 0, "doubled": 0, "unexpected": 0}
+    assert result["lost"] == result["unexpected"] == 0 and result["sent"] == len(bars), result
+    assert result["read"] == len(bars) + result["doubled"] and result["doubled"] <= IN_FLIGHT_BARS, result
