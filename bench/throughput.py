@@ -115,13 +115,17 @@ def raw_produce(payloads: list[tuple[bytes, bytes, int]], topic: str, settings: 
     return time.perf_counter() - start
 
 
-def raw_consume(topic: str, settings: Settings) -> RouteReport:
-    """Read a topic to its end with a new group and no processing; a report of count and times."""
+def read_to_end(topic: str, settings: Settings,
+                handle: Callable[[bytes], Any]) -> tuple[list[Any], float, float]:
+    """Read a topic to its end with a new group, `handle` applied to each value: the results, the
+    seconds until the first record (joining the group) and until the last one."""
     consumer = Consumer(client_conf(settings, {
-        "group.id": f"{settings.prefix}raw-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
+        "group.id": f"{settings.prefix}read-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
         "enable.auto.commit": False, "enable.partition.eof": True}))
-    report, at_end = RouteReport(), set()
-    start = last = time.perf_counter()
+    results: list[Any] = []
+    at_end: set[int] = set()
+    start = time.perf_counter()
+    first = last = start
     consumer.subscribe([topic])
     try:
         while True:
@@ -131,16 +135,23 @@ def raw_consume(topic: str, settings: Settings) -> RouteReport:
                         raise KafkaException(msg.error())
                     at_end.add(msg.partition())
                     continue
-                if not report.consumed:
-                    report.waited = time.perf_counter() - start
-                report.consumed += 1
-            last = time.perf_counter() if report.consumed else last
+                if not results:
+                    first = time.perf_counter()
+                results.append(handle(msg.value()))
+                last = time.perf_counter()
             assigned = {tp.partition for tp in consumer.assignment()}
             if assigned and at_end >= assigned:
                 break
     finally:
         consumer.close()
-    report.seconds = last - start       # until the last batch of messages, not the wait for more
+    return results, first - start, last - start
+
+
+def raw_consume(topic: str, settings: Settings) -> RouteReport:
+    """Read a topic to its end with a new group and no processing; a report of count and times."""
+    values, waited, seconds = read_to_end(topic, settings, len)
+    report = RouteReport()
+    report.consumed, report.waited, report.seconds = len(values), waited, seconds
     return report
 
 
@@ -183,7 +194,8 @@ def serialized_round(values: list[dict], fmt: str, settings: Settings) -> dict[s
         if producer.flush(60):
             raise BenchError(f"The {fmt} producer could not deliver every message within 60 s.")
         produce_s = time.perf_counter() - start
-        decoded, consume_s = consume_decoded(topic, deserialize, settings)
+        decoded, waited, until_last = read_to_end(topic, settings, deserialize)
+        consume_s = until_last - waited                 # from the first record on
     finally:
         delete_topics(admin, [topic])
     def in_order(found: list[dict]) -> list[dict]:
@@ -193,33 +205,6 @@ def serialized_round(values: list[dict], fmt: str, settings: Settings) -> dict[s
         raise BenchError(f"{fmt}: {len(decoded):,} of {len(values):,} values came back, or changed.")
     return {"messages": len(values), "bytes_per_message": size / len(values),
             "produce_per_s": len(values) / produce_s, "consume_per_s": len(values) / consume_s}
-
-
-def consume_decoded(topic: str, deserialize: Callable[[bytes], dict],
-                    settings: Settings) -> tuple[list[dict], float]:
-    """Every value of `topic`, decoded, and the seconds from the first record to the last."""
-    consumer = Consumer(client_conf(settings, {
-        "group.id": f"{settings.prefix}decode-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
-        "enable.auto.commit": False, "enable.partition.eof": True}))
-    decoded, at_end, first, last = [], set(), 0.0, 0.0
-    consumer.subscribe([topic])
-    try:
-        while True:
-            for msg in consumer.consume(1000, timeout=0.05):
-                if msg.error():
-                    if msg.error().code() != KafkaError._PARTITION_EOF:
-                        raise KafkaException(msg.error())
-                    at_end.add(msg.partition())
-                    continue
-                first = first or time.perf_counter()
-                decoded.append(deserialize(msg.value()))
-                last = time.perf_counter()
-            assigned = {tp.partition for tp in consumer.assignment()}
-            if assigned and at_end >= assigned:
-                break
-    finally:
-        consumer.close()
-    return decoded, last - first
 
 
 def expected_counts(bars: pd.DataFrame) -> dict[str, int]:
