@@ -96,6 +96,7 @@ def cmd_class(args: argparse.Namespace, wb: Workbook) -> int:
           f"MariaDB on {server.host}:{settings.mysql_port}.")
     for s in students:
         print(f"  {s.name:<24} topics, groups, transactional ids {s.name}.*   database {s.database}")
+    print(f"Limits: {server.limits.summary()}.")
     print(f"Hand each student their .env file and ca.pem, from {server.students_dir}/ "
           "(the .env files hold passwords: give each to its student alone).")
     return 0

@@ -15,7 +15,10 @@ ports of KAFKA_PORT, KAFKA_CONTROLLER_PORT and MYSQL_PORT:
   do anything with the topics, consumer groups and transactional ids whose
   name starts with `<student>.` (prefixed ACLs), and nothing else;
 - MariaDB with a database `workbook_<student>` and a user `<student>` allowed
-  on that database alone.
+  on that database alone, over TLS only (the same CA and certificate);
+- limits no runaway loop can pass (helpers/infra/limits.py): byte-rate quotas,
+  a cap on partitions and on what each partition keeps, and a MariaDB
+  connection limit per student.
 Each student's settings go to `<state>/class/students/<student>.env`, beside
 `ca.pem`: the two files an instructor hands out. Passwords are generated once
 and kept in `<state>/class/secrets.json` (readable by its owner only).
@@ -34,6 +37,7 @@ from helpers.core.settings import KafkaSecurity, Settings, check_namespace
 from helpers.core.waiting import wait_until
 from helpers.infra.files import write_private
 from helpers.infra.kafka import KafkaNode, LocalKafka, resolve_jars
+from helpers.infra.limits import ClassLimits, build_policy, set_quotas
 from helpers.infra.mariadb import LocalMariaDB
 from helpers.infra.prereqs import ensure_programs, say
 from helpers.infra.processes import log_tail, port_answers, running_process
@@ -41,6 +45,7 @@ from helpers.infra.security import (
     ADMIN,
     CLIENT_MECHANISM,
     SCRAM_MECHANISMS,
+    SCRAM_MODULE,
     BrokerSecurity,
     ensure_certificates,
 )
@@ -78,13 +83,15 @@ class ClassServer:
 
     settings: Settings
     host: str = "127.0.0.1"
+    limits: ClassLimits = ClassLimits()
 
     @classmethod
-    def for_settings(cls, settings: Settings, host: str = "127.0.0.1") -> ClassServer:
+    def for_settings(cls, settings: Settings, host: str = "127.0.0.1",
+                     limits: ClassLimits | None = None) -> ClassServer:
         """The class server on the settings' ports, under <state>/class/, reached by clients as `host`."""
         if not re.fullmatch(r"[A-Za-z0-9.\-]{1,253}", host):
             raise ConfigError(f"--host must be a host name or an IP address, got {host!r}.")
-        return cls(settings, host)
+        return cls(settings, host, limits or ClassLimits())
 
     @property
     def root(self) -> Path:
@@ -122,11 +129,19 @@ class ClassServer:
                                   self.bind, users)
         node = KafkaNode(1, self.settings.kafka_port, self.settings.kafka_controller_port,
                          self.root / "kafka" / "node-1")
-        return LocalKafka(self.settings.state_dir / "libs" / "kafka", (node,), security=security)
+        policy_admin = {   # the policy's own Admin client counts partitions as the instructor
+            "bootstrap.servers": f"127.0.0.1:{self.settings.kafka_port}", "security.protocol": "SASL_SSL",
+            "sasl.mechanism": CLIENT_MECHANISM,
+            "sasl.jaas.config": f'{SCRAM_MODULE} required username="{ADMIN}" password="{secret["admin"]}";',
+            "ssl.truststore.type": "PEM", "ssl.truststore.location": str(security.ca)}
+        return LocalKafka(self.settings.state_dir / "libs" / "kafka", (node,),
+                          extra=tuple(self.limits.broker_properties(policy_admin).items()), security=security,
+                          classpath=(self.settings.state_dir / "libs" / "class-server",))
 
     def mariadb(self) -> LocalMariaDB:
         """The class server's MariaDB."""
-        return LocalMariaDB(self.root / "mariadb", self.settings.mysql_port, bind=self.bind)
+        return LocalMariaDB(self.root / "mariadb", self.settings.mysql_port, bind=self.bind,
+                            tls=self.root / "tls")
 
     def admin_settings(self, secret: dict | None = None) -> Settings:
         """Settings that log in to the class server's Kafka as its super user."""
@@ -155,7 +170,8 @@ class ClassServer:
             "KAFKA_SASL_USERNAME": student.name,
             "KAFKA_SASL_PASSWORD": student.kafka_password,
             "KAFKA_SSL_CA_LOCATION": str(self.students_dir / "ca.pem"),
-            "DATABASE_URL": f"mysql+pymysql://{mysql}@{self.host}:{self.settings.mysql_port}/{student.database}",
+            "DATABASE_URL": f"mysql+pymysql://{mysql}@{self.host}:{self.settings.mysql_port}/{student.database}"
+                            f"?ssl_ca={self.students_dir / 'ca.pem'}",
         }
 
     def students(self, names: list[str] | None = None) -> list[Student]:
@@ -172,6 +188,7 @@ class ClassServer:
                                   f"(not {ADMIN!r}), got {name!r}.")
         ensure_programs(("java", "mvn", "mariadbd", "openssl"))
         resolve_jars(self.settings)
+        build_policy(self.settings)
         secret = self.passwords(names)
         ensure_certificates(self.root / "tls", [self.host])
         kafka = self.kafka(secret)
@@ -182,13 +199,14 @@ class ClassServer:
         wait_kafka_ready(admin_settings)
         students = self.students(names)
         grant_students(admin_settings, students)
+        set_quotas(admin_settings, self.limits, ADMIN)
         mariadb = self.mariadb()
         mariadb.start()
         hosts = ("localhost", "127.0.0.1") + (("%",) if self.bind != "127.0.0.1" else ())
         for student in students:
             mine = replace(self.settings, mysql_user=mysql_name(student.name), explicit_database_url="",
                            mysql_password=student.mysql_password, mysql_database=student.database)
-            mariadb.ensure_database_user(mine, hosts)
+            mariadb.ensure_database_user(mine, hosts, max_connections=self.limits.mysql_connections)
         self.write_env_files(students)
         return students
 
@@ -199,8 +217,8 @@ class ClassServer:
         for student in students:
             lines = [f"# {student.name}'s settings for the Kafka workbook on the class server.",
                      "# Private: it holds your passwords. Save it as .env in your copy of the workbook;",
-                     "# save ca.pem beside it and write KAFKA_SSL_CA_LOCATION=ca.pem if the path below",
-                     "# is not on your machine.",
+                     "# save ca.pem beside it and, if the path below is not on your machine, write",
+                     "# KAFKA_SSL_CA_LOCATION=ca.pem and end DATABASE_URL with ?ssl_ca=ca.pem.",
                      *(f"{k}={v}" for k, v in self.student_env(student).items() if k != "WORKBOOK_STATE_DIR")]
             write_private(student.env_file, "\n".join(lines) + "\n")
 
@@ -228,7 +246,9 @@ def wait_started(kafka: LocalKafka, timeout: float = 90) -> None:
 
 
 def student_acls(student: str) -> list:
-    """ALLOW ALL on the topics, groups and transactional ids starting with '<student>.'."""
+    """ALLOW ALL on the topics, groups and transactional ids starting with '<student>.', but DENY ALTER
+    on the topics: adding partitions to a topic would pass the partition cap (Kafka calls no policy
+    for it), and the course never does."""
     from confluent_kafka.admin import (
         AclBinding,
         AclOperation,
@@ -237,9 +257,11 @@ def student_acls(student: str) -> list:
         ResourceType,
     )
 
-    return [AclBinding(kind, f"{student}.", ResourcePatternType.PREFIXED, f"User:{student}", "*",
-                       AclOperation.ALL, AclPermissionType.ALLOW)
-            for kind in (ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID)]
+    allowed = [AclBinding(kind, f"{student}.", ResourcePatternType.PREFIXED, f"User:{student}", "*",
+                          AclOperation.ALL, AclPermissionType.ALLOW)
+               for kind in (ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID)]
+    return [*allowed, AclBinding(ResourceType.TOPIC, f"{student}.", ResourcePatternType.PREFIXED,
+                                 f"User:{student}", "*", AclOperation.ALTER, AclPermissionType.DENY)]
 
 
 def grant_students(admin_settings: Settings, students: list[Student]) -> None:

@@ -23,15 +23,18 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    ThrottleEvent,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
 
 from helpers.core.errors import DeliveryError, InputError, KafkaOperationError, WaitTimeout
 from helpers.core.settings import KafkaSecurity, Settings
+from helpers.infra.prereqs import say
 
 KAFKA_LOGGER = logging.getLogger("helpers.kafka")
 KAFKA_LOGGER.addHandler(logging.NullHandler())
+THROTTLED: list[float] = []      # the first throttle time this process was told of (said once)
 
 # murmur2_random: the same key -> partition mapping as Java clients (ksqlDB, Flink, Kafka Streams)
 PRODUCER_DEFAULTS = {"enable.idempotence": True, "acks": "all", "linger.ms": 20,
@@ -58,10 +61,19 @@ def security_conf(security: KafkaSecurity) -> dict[str, str]:
     return conf
 
 
+def say_throttled(event: ThrottleEvent) -> None:
+    """The first time a broker holds this process's requests back (a quota), say so, once."""
+    if event.throttle_time > 0 and not THROTTLED:
+        THROTTLED.append(event.throttle_time)
+        say(f"Kafka held back a request of yours for {event.throttle_time * 1000:.0f} ms: the server "
+            "limits how fast each user may write and read (a quota), and your work goes on at that pace.")
+
+
 def client_conf(settings: Settings, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Configuration shared by every client (brokers, how to log in, where logs go), plus `extra`."""
+    """Configuration shared by every client (brokers, how to log in, where logs go, what a quota
+    says), plus `extra`."""
     return {"bootstrap.servers": settings.bootstrap_servers, **security_conf(settings.kafka_security),
-            "logger": KAFKA_LOGGER, **(extra or {})}
+            "logger": KAFKA_LOGGER, "throttle_cb": say_throttled, **(extra or {})}
 
 
 def make_admin(settings: Settings, extra: dict[str, Any] | None = None) -> AdminClient:

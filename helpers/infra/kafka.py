@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 import subprocess
 import uuid
@@ -108,6 +109,7 @@ class LocalKafka:
     die_with_parent: bool = False
     jvm_options: tuple[str, ...] = ()
     security: BrokerSecurity | None = None     # None: PLAINTEXT, no logins, no ACLs (a laptop)
+    classpath: tuple[Path, ...] = ()            # more classes for the broker (the class server's policy)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalKafka:
@@ -212,7 +214,7 @@ class LocalKafka:
 
     def _java(self, node: KafkaNode) -> list[str]:
         return ["java", f"-Dlog4j2.configurationFile={node.root / 'log4j2.properties'}",
-                "-cp", str(self.libs / "*")]
+                "-cp", os.pathsep.join([str(self.libs / "*"), *map(str, self.classpath)])]
 
     def format(self) -> None:
         """Format every node's storage with one new cluster id (first start only), in parallel."""

@@ -19,7 +19,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from helpers.core.errors import InputError, StackError
@@ -27,10 +28,11 @@ from helpers.core.settings import PROJECT_ROOT, KafkaSecurity, Settings
 from helpers.infra.compose import CLUSTER_BOOTSTRAP, compose_cluster_env
 from helpers.infra.environment import child_env
 from helpers.infra.files import write_private
+from helpers.infra.processes import run_command
 from helpers.infra.security import PLAIN_MODULE, SCRAM_MODULE
 
-__all__ = ["KAFKA_TOOLS", "client_properties", "kafka_tool_command", "run_kafka_tool", "tool_files",
-           "uses_workbook_kafka"]
+__all__ = ["KAFKA_TOOLS", "client_properties", "kafka_tool_command", "kafka_tool_output", "run_kafka_tool",
+           "tool_files", "uses_workbook_kafka"]
 
 #: each tool's Java class in kafka-tools (Kafka 4.4), in the order a course meets them
 TOOL_CLASSES = {
@@ -177,18 +179,35 @@ def check_jars(settings: Settings) -> None:
         raise StackError(f"Kafka's command-line tools are not in {libs} yet: run `workbook up` first.")
 
 
-def run_kafka_tool(settings: Settings, tool: str, args: Sequence[str]) -> int:
-    """Run a Kafka tool on the workbook's Kafka, its output on this terminal; return its exit status."""
+@contextmanager
+def tool_command(settings: Settings, tool: str, args: Sequence[str]) -> Iterator[list[str]]:
+    """`with tool_command(...) as argv:` the command line of `tool`, its files in a private folder
+    that is deleted when the block ends."""
     check_tool(tool)
     check_jars(settings)
     with tempfile.TemporaryDirectory(prefix="workbook-kafka-tool-") as tmp:   # 0700, removed at the end
         folder = Path(tmp)
         for name, text in tool_files(settings, tool, args).items():
             write_private(folder / name, text)
-        argv = kafka_tool_command(settings, tool, args, folder)
+        yield kafka_tool_command(settings, tool, args, folder)
+
+
+def run_kafka_tool(settings: Settings, tool: str, args: Sequence[str]) -> int:
+    """Run a Kafka tool on the workbook's Kafka, its output on this terminal; return its exit status."""
+    with tool_command(settings, tool, args) as argv:
         if settings.stack == "docker":
             return wait_for(argv, cwd=PROJECT_ROOT, env=child_env(**compose_cluster_env(settings)))
         return wait_for(argv)
+
+
+def kafka_tool_output(settings: Settings, tool: str, args: Sequence[str], timeout: float = 120) -> str:
+    """Run a Kafka tool on the workbook's Kafka (local or external stack) and return its output;
+    raise a StackError, its secrets hidden, when it fails."""
+    password = settings.kafka_security.password
+    with tool_command(settings, tool, args) as argv:
+        result = run_command(argv, timeout=timeout, what=tool,
+                             scrub=lambda text: text.replace(password, "***") if password else text)
+    return result.stdout + result.stderr
 
 
 def wait_for(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> int:

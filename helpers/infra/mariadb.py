@@ -60,6 +60,7 @@ class LocalMariaDB:
     root: Path
     port: int
     bind: str = "127.0.0.1"        # 0.0.0.0 on a class server that students reach over the network
+    tls: Path | None = None        # a class server's folder of ca.pem, broker.crt, broker.key: TLS only
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalMariaDB:
@@ -105,11 +106,19 @@ class LocalMariaDB:
                         f"--socket={self.socket}", f"--port={self.port}", f"--bind-address={self.bind}",
                         f"--user={user}", f"--pid-file={self.root / 'mariadbd.pid'}",
                         f"--log-error={self.log}", "--character-set-server=utf8mb4",
-                        "--innodb-buffer-pool-size=128M", *BINLOG_OPTIONS],
+                        "--innodb-buffer-pool-size=128M", *BINLOG_OPTIONS, *self.tls_options()],
                        self.root / "stdout.log", self.pid_file)
         wait_until(lambda: port_answers(self.port) and self.socket.exists(), 60,
                    f"MariaDB to accept connections on port {self.port}", detail=lambda: log_tail(self.log))
         return True
+
+    def tls_options(self) -> list[str]:
+        """With `tls`: the server's certificate, and no connection over TCP without TLS (the admin
+        socket stays as it is)."""
+        if self.tls is None:
+            return []
+        return [f"--ssl-ca={self.tls / 'ca.pem'}", f"--ssl-cert={self.tls / 'broker.crt'}",
+                f"--ssl-key={self.tls / 'broker.key'}", "--require-secure-transport=ON"]
 
     def stop(self) -> int | None:
         """Stop our server; return its pid (None when it was not running)."""
@@ -149,14 +158,18 @@ class LocalMariaDB:
             for host in hosts:
                 cur.execute("DROP USER IF EXISTS %s@%s", (settings.mysql_user, host))
 
-    def ensure_database_user(self, settings: Settings, hosts: tuple[str, ...] = LOCAL_HOSTS) -> None:
-        """Create (or update) the workbook's database and its user (from `hosts`) through the admin socket."""
+    def ensure_database_user(self, settings: Settings, hosts: tuple[str, ...] = LOCAL_HOSTS,
+                             max_connections: int = 0) -> None:
+        """Create (or update) the workbook's database and its user (from `hosts`, at most
+        `max_connections` at once, 0 for no limit) through the admin socket."""
         database, user = check_names(settings)
         password = settings.database_url and settings.mysql_password   # a clear error when unset
         with self.admin_connection() as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION sql_log_bin = 0")     # no password into the binary log
             # a database name cannot be a bound parameter: it was checked against \w above
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
             for host in hosts:
                 cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (user, host, password))
-                cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password))
+                cur.execute("ALTER USER %s@%s IDENTIFIED BY %s WITH MAX_USER_CONNECTIONS %s",
+                            (user, host, password, int(max_connections)))
                 cur.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO %s@%s", (user, host))

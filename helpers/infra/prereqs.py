@@ -9,8 +9,8 @@ from helpers.core.errors import StackError
 from helpers.infra.environment import child_env
 from helpers.infra.processes import run_command
 
-APT_PACKAGES = {"java": "openjdk-17-jre-headless", "mvn": "maven", "mariadbd": "mariadb-server",
-                "chromium": "chromium", "openssl": "openssl"}
+APT_PACKAGES = {"java": "openjdk-17-jre-headless", "javac": "openjdk-17-jdk-headless", "mvn": "maven",
+                "mariadbd": "mariadb-server", "chromium": "chromium", "openssl": "openssl"}
 SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 APT_TIMEOUT_S = 900            # a slow mirror: update and install of Java, Maven and MariaDB
 

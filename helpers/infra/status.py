@@ -7,6 +7,7 @@ client log lines.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -225,6 +226,11 @@ def status_mysql(settings: Settings, show_secrets: bool = False) -> ServiceStatu
             where = ("the user and password of DATABASE_URL in .env" if settings.explicit_database_url
                      else "MYSQL_USER and MYSQL_PASSWORD in .env, then run `make up`")
             hint = f"MySQL at {address} refuses the login of {make_url(url).username}: check {where}."
+        elif code == 1226:          # MAX_USER_CONNECTIONS: the class server's limit per student
+            limit = re.search(r"current value: (\d+)", str(exc))
+            hint = (f"MySQL at {address} allows you at most {limit[1] if limit else 'so many'} connections "
+                    "at once and they are all in use: shut down the notebooks you are not using "
+                    "(Kernel, Shut Down Kernel).")
         else:
             hint = f"MySQL does not answer at {address}: {start_hint(settings)}."
     return ServiceStatus("mysql", address, up, version, hint, url if show_secrets else mask_url(url))

@@ -31,7 +31,7 @@ from helpers.pipeline.produce import replay_bars
 from helpers.pipeline.route import Router
 from helpers.pipeline.streamsql import StreamSqlRun, run_buy_query
 from helpers.pipeline.topics import (
-    COMPACTED,
+    compacted_config,
     consumer_lag,
     delete_topics,
     ensure_topics,
@@ -81,7 +81,8 @@ class LivePipeline:
         """
         reset_topics(self.wb.admin, self.topics, groups=[self.settings.group("router")])
         delete_topics(self.wb.admin, [self.control_topic])        # no price change of an earlier run
-        ensure_topics(self.wb.admin, [self.control_topic], partitions=1, config=COMPACTED)
+        ensure_topics(self.wb.admin, [self.control_topic], partitions=1,
+                      config=compacted_config(self.settings))
         self.query = run_buy_query(self.wb, self.thresholds.variation, until_caught_up=False)
         try:
             router = self.router = Router(self.settings, self.thresholds, control_topic=self.control_topic)

@@ -34,7 +34,7 @@ from helpers.core.errors import InputError, StreamSqlError
 from helpers.core.schemas import readable
 from helpers.infra.clients import assign_from_start, batches_to_end, make_consumer
 from helpers.pipeline.sqlfiles import SQL_DIR, load_sql, split_statements
-from helpers.pipeline.topics import COMPACTED, delete_topics, ensure_topics
+from helpers.pipeline.topics import compacted_config, delete_topics, ensure_topics
 
 if TYPE_CHECKING:
     from helpers.core.settings import Settings
@@ -292,7 +292,7 @@ def register_lesson_tables(wb: Workbook, where: Settings) -> list[SqlResult | Sq
     """The tables (Flink) or streams (ksqlDB) of the lessons over `where`'s topics; on Flink the
     latest-price table's topic is made first, compacted."""
     if wb.settings.stream_engine == "flink":
-        ensure_topics(wb.admin, [where.prefix + "latest_price"], partitions=1, config=COMPACTED)
+        ensure_topics(wb.admin, [where.prefix + "latest_price"], partitions=1, config=compacted_config(where))
         alerts, variations, _buy = load_sql(f"flink/{JOIN_TABLES}", **lesson_values(wb, where, JOIN_TABLES))
         inputs = [statement.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
                   for statement in (alerts, variations)]      # the join's own declarations

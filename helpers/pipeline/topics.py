@@ -37,13 +37,18 @@ TOPIC_CONFIG = {"retention.ms": "-1", "cleanup.policy": "delete"}
 # let it clean within the lesson (a segment is cleaned once closed, every segment.ms at least).
 COMPACTED = {"cleanup.policy": "compact", "segment.ms": "5000", "min.cleanable.dirty.ratio": "0.01",
              "min.compaction.lag.ms": "0", "delete.retention.ms": "1000"}
+# On a shared cluster the same table also deletes, with no age limit: a class server refuses a
+# topic whose size has no limit (helpers/infra/limits.py), and compaction alone has none.
+SHARED_COMPACTED = {**COMPACTED, "cleanup.policy": "compact,delete", "retention.ms": "-1"}
 SHOWN_CONFIGS = ("retention.ms", "cleanup.policy", "message.timestamp.type", "min.insync.replicas")
 ADMIN_TIMEOUT_S = 60.0
-# errors that go away by themselves: a coordinator or leader still loading or moving
+# errors that go away by themselves: a coordinator or leader still loading or moving, or a
+# quota on creating and deleting partitions (a class server's controller_mutation_rate)
 RETRIABLE = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
              KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.LEADER_NOT_AVAILABLE,
              KafkaError.NOT_CONTROLLER, KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT,
-             KafkaError._TRANSPORT, KafkaError.NOT_LEADER_FOR_PARTITION}
+             KafkaError._TRANSPORT, KafkaError.NOT_LEADER_FOR_PARTITION,
+             KafkaError.THROTTLING_QUOTA_EXCEEDED}
 
 
 def admin_each(request: Callable[[list[str]], dict[Any, Future]], items: Iterable[str], *,
@@ -77,6 +82,11 @@ def admin_each(request: Callable[[list[str]], dict[Any, Future]], items: Iterabl
         if pending:
             time.sleep(0.5)
     return outcome
+
+
+def compacted_config(settings: Settings) -> dict[str, str]:
+    """A table's topic settings: COMPACTED on a laptop, SHARED_COMPACTED in a student's namespace."""
+    return SHARED_COMPACTED if settings.namespace else COMPACTED
 
 
 def ensure_topics(admin: AdminClient, names: Iterable[str] = TOPICS, partitions: int = PARTITIONS,

@@ -15,31 +15,41 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pymysql
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
     AclPermissionType,
+    AlterConfigOpType,
+    ConfigEntry,
     ConfigResource,
+    NewPartitions,
     NewTopic,
     ResourcePatternType,
     ResourceType,
 )
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from helpers.classroom.classserver import ClassServer
-from helpers.core.errors import ServiceUnavailable
+from helpers.core.errors import KafkaOperationError, ServiceUnavailable
 from helpers.core.rules import Thresholds, alerts_frame, buy_signals, variations_frame
 from helpers.core.settings import PROJECT_ROOT
 from helpers.core.validation import validate_bars
+from helpers.core.waiting import wait_until
 from helpers.infra.clients import client_conf, make_admin, make_consumer, make_producer
 from helpers.infra.environment import load_settings
+from helpers.infra.kafka_tools import kafka_tool_output
+from helpers.infra.limits import MB
 from helpers.infra.processes import free_port, running_process
 from helpers.infra.status import require_services
 from helpers.pipeline.flinksql import LOG_DIR
 from helpers.pipeline.sources import fetch_bars
 from helpers.pipeline.streamsql import compare_rows, read_buy
-from helpers.pipeline.topics import topic_counts
+from helpers.pipeline.topics import delete_topics, ensure_topics, topic_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from processes import processes_using, run_workbook  # noqa: E402
@@ -317,6 +327,106 @@ def test_a_student_added_later_gets_a_login_and_only_her_prefix(classroom):
         == KafkaError.TOPIC_AUTHORIZATION_FAILED
     admin.delete_topics(["carol.x"])["carol.x"].result(15)
     assert all(running_process(n.pid_file) for n in server.kafka().nodes)
+
+
+def test_the_limits_refuse_a_students_topic_in_one_sentence_each(classroom):
+    server, _, _ = classroom
+    (erin,) = server.up(["erin"])                   # a student of her own: nothing of hers exists yet
+    limits = server.limits
+    admin = make_admin(server.student_settings(erin))
+
+    def refused(**kwargs) -> str:
+        with pytest.raises(KafkaOperationError) as refusal_:
+            ensure_topics(admin, ["erin.t"], **kwargs)
+        assert one_sentence(str(refusal_.value)), refusal_.value
+        return str(refusal_.value)
+
+    assert f"at most {limits.topic_partitions} partitions per topic" in \
+        refused(partitions=limits.topic_partitions + 1)
+    assert "retention.bytes of erin.t must be between 1 and" in refused(config={"retention.bytes": "-1"})
+    assert "cleanup.policy=compact,delete" in refused(config={"cleanup.policy": "compact"})
+    assert "segment.bytes" in refused(config={"segment.bytes": str(limits.segment_mb * MB + 1)})
+    ensure_topics(admin, ["erin.t"], partitions=2)
+    assert refusal(lambda: admin.create_partitions([NewPartitions("erin.t", 4)])["erin.t"].result(15)) \
+        == KafkaError.TOPIC_AUTHORIZATION_FAILED           # more partitions: the ACL's DENY ALTER
+    more = ConfigResource("TOPIC", "erin.t", incremental_configs=[ConfigEntry(
+        "retention.bytes", str(limits.partition_mb * MB + 1), incremental_operation=AlterConfigOpType.SET)])
+    assert refusal(lambda: admin.incremental_alter_configs([more])[more].result(15)) \
+        == KafkaError.POLICY_VIOLATION
+
+    # topics of 12 partitions until the cap: the refusal counts what the broker holds of hers
+    names, used = [], 2
+    while used + limits.topic_partitions <= limits.student_partitions:
+        names.append(f"erin.fill{len(names)}")
+        ensure_topics(admin, names[-1:], partitions=limits.topic_partitions)
+        used += limits.topic_partitions
+    with pytest.raises(KafkaOperationError) as full:
+        ensure_topics(admin, ["erin.onemore"], partitions=limits.student_partitions - used + 1)
+    listed = admin.list_topics(timeout=10).topics
+    held = sum(len(t.partitions) for name, t in listed.items() if name.startswith("erin."))
+    assert held == used
+    assert f"allows erin at most {limits.student_partitions} partitions in all, {used} are in use" \
+        in str(full.value) and one_sentence(str(full.value))
+    ensure_topics(admin, ["erin.last"], partitions=limits.student_partitions - used)     # exactly full
+    delete_topics(admin, ["erin.t", "erin.last", *names])
+
+
+def test_a_runaway_producer_is_slowed_to_its_quota_told_once_and_keeps_at_most_its_cap(classroom):
+    server, students, _ = classroom
+    limits = server.limits
+    quotas = kafka_tool_output(server.admin_settings(), "kafka-configs",
+                               ["--describe", "--entity-type", "users", "--entity-default"])
+    assert f"producer_byte_rate={limits.produce_mb_s * MB:.1f}" in quotas, quotas
+    seconds = 12
+    flood = subprocess.run([sys.executable, "-m", "bench.runaway", "--flood", str(seconds)],
+                           cwd=PROJECT_ROOT, env=student_env(server, students["bob"]), capture_output=True,
+                           text=True, timeout=120)
+    assert flood.returncode == 0, flood.stderr[-2000:]
+    written = json.loads(flood.stdout.strip().splitlines()[-1])
+    # Kafka's rate is an average over an 11-s window: at most the quota over the loop plus that window
+    assert written["records_acked"] * 1000 <= limits.produce_mb_s * MB * (seconds + 11)
+    assert written["records_queued"] > written["records_acked"]          # held back, not refused
+    assert flood.stderr.count("Kafka held back a request of yours") == 1, flood.stderr[-2000:]
+    data = server.root / "kafka" / "node-1" / "data"
+    most = (limits.partition_mb + limits.segment_mb) * MB
+
+    def partitions_within_the_cap() -> bool:
+        sizes = [sum(f.stat().st_size for f in folder.iterdir() if f.suffix == ".log")
+                 for folder in data.glob("bob.flood-*")]
+        return len(sizes) == 3 and max(sizes) <= most
+
+    wait_until(partitions_within_the_cap, 60, "bob.flood's partitions to shrink to the cap")
+    delete_topics(make_admin(server.student_settings(students["bob"])), ["bob.flood"])
+
+
+def test_mysql_takes_a_student_over_tls_only_and_so_many_connections_at_once(classroom):
+    server, students, _ = classroom
+    alice = server.student_settings(students["alice"])
+    address = {"host": "127.0.0.1", "port": server.settings.mysql_port, "user": "alice",
+               "password": students["alice"].mysql_password}
+    with pytest.raises(pymysql.err.OperationalError):                 # the same login without TLS
+        pymysql.connect(**address, ssl_disabled=True)
+    stranger = alice.database_url.split("?")[0] + "?ssl_ca=/etc/ssl/certs/ca-certificates.crt"
+    with pytest.raises(OperationalError, match="CERTIFICATE_VERIFY_FAILED"):   # the client checks
+        create_engine(stranger, poolclass=NullPool).connect()
+    engine = create_engine(alice.database_url, poolclass=NullPool)
+    with engine.connect() as conn:
+        assert conn.execute(text("SHOW STATUS LIKE 'Ssl_version'")).one()[1].startswith("TLS")
+    held = [engine.connect() for _ in range(server.limits.mysql_connections)]
+    try:
+        with pytest.raises(OperationalError) as refused:
+            engine.connect()
+        assert refused.value.orig.args[0] == 1226           # ER_USER_LIMIT_REACHED
+        with pytest.raises(ServiceUnavailable) as status:
+            require_services(alice, "mysql")
+        assert f"at most {server.limits.mysql_connections} connections at once" in str(status.value)
+        assert one_sentence(str(status.value))
+    finally:
+        for connection in held:
+            connection.close()
+    require_services(alice, "mysql")
+    binlogs = list((server.root / "mariadb" / "data").glob("binlog.0*"))     # kept for notebook 12
+    assert binlogs and not [f for f in binlogs if students["alice"].mysql_password.encode() in f.read_bytes()]
 
 
 def test_nbval_runs_the_notebooks_as_one_student(classroom, tmp_path):

@@ -28,7 +28,7 @@ def settings(tmp_path: Path, **env):
 def test_a_laptop_needs_no_security_and_clients_get_none(tmp_path):
     s = settings(tmp_path, WORKBOOK_STACK="local")
     assert s.kafka_security.protocol == "PLAINTEXT"
-    assert set(client_conf(s)) == {"bootstrap.servers", "logger"}
+    assert set(client_conf(s)) == {"bootstrap.servers", "logger", "throttle_cb"}
     assert kafka_login(s.kafka_security) == {}
 
 
@@ -37,7 +37,7 @@ def test_sasl_ssl_settings_reach_every_librdkafka_client(tmp_path):
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     s = settings(tmp_path, **SASL, KAFKA_SSL_CA_LOCATION=str(ca))
     conf = client_conf(s, {"group.id": "alice.g"})
-    assert {k: v for k, v in conf.items() if k != "logger"} == {
+    assert {k: v for k, v in conf.items() if k not in ("logger", "throttle_cb")} == {
         "bootstrap.servers": "kafka.example.org:9092", "security.protocol": "sasl_ssl",
         "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": PASSWORD,
         "ssl.ca.location": str(ca), "group.id": "alice.g"}
