@@ -84,6 +84,7 @@ def cmd_class(args: argparse.Namespace, wb: Workbook) -> int:
     """Start or stop the class server: secure Kafka and MariaDB, one namespace per student."""
     settings = wb.settings
     from helpers.classroom.classserver import ClassServer
+    from helpers.classroom.roster import assign_ids, read_mapping, read_roster, write_mapping
 
     server = ClassServer.for_settings(settings, args.host)
     if args.action == "down":
@@ -91,11 +92,19 @@ def cmd_class(args: argparse.Namespace, wb: Workbook) -> int:
         print("Stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
     names = [n.strip() for n in (args.students or "").split(",") if n.strip()]
-    students = server.up(names)
+    mapping = server.students_dir / "roster.csv"
+    roster = assign_ids(read_roster(args.roster), read_mapping(mapping)) if args.roster else {}
+    students = server.up(names + [i for i in roster.values() if i not in names])
+    if roster:
+        write_mapping({**read_mapping(mapping), **roster}, mapping)
+    full_names = {i: name for name, i in roster.items()}
     print(f"Class server: Kafka SASL_SSL on {server.host}:{settings.kafka_port}, "
           f"MariaDB on {server.host}:{settings.mysql_port}.")
     for s in students:
-        print(f"  {s.name:<24} topics, groups, transactional ids {s.name}.*   database {s.database}")
+        print(f"  {s.name:<24} topics, groups, transactional ids {s.name}.*   database {s.database}"
+              + (f"   ({full_names[s.name]})" if s.name in full_names else ""))
+    if roster:
+        print(f"The roster's names and ids: {mapping}")
     print(f"Limits: {server.limits.summary()}.")
     print(f"Hand each student their .env file and ca.pem, from {server.students_dir}/ "
           "(the .env files hold passwords: give each to its student alone).")
@@ -284,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a class server: secure Kafka and MariaDB, one namespace per student")
     klass.add_argument("action", choices=("up", "down"))
     klass.add_argument("--students", help="comma-separated student names (lower case), e.g. alice,bob")
+    klass.add_argument("--roster", type=Path, help=(
+                       "a file of full names, one per line, in any script: each gets an id (José Muñoz: "
+                       "jose-munoz), shown here and kept in the students' folder as roster.csv"))
     klass.add_argument("--host", default="127.0.0.1", help=(
                        "the name students use to reach this server (default 127.0.0.1: this machine only)"))
     klass.set_defaults(func=cmd_class)

@@ -329,6 +329,24 @@ def test_a_student_added_later_gets_a_login_and_only_her_prefix(classroom):
     assert all(running_process(n.pid_file) for n in server.kafka().nodes)
 
 
+def test_a_roster_of_full_names_gives_each_an_id_a_login_and_the_instructor_the_mapping(classroom, tmp_path):
+    server, _, _ = classroom
+    roster = tmp_path / "roster.txt"
+    roster.write_text("José Muñoz\n李雷\n", encoding="utf-8")
+    instructor = {**os.environ, "WORKBOOK_STACK": "local",
+                  "WORKBOOK_STATE_DIR": str(server.settings.state_dir),
+                  "KAFKA_PORT": str(server.settings.kafka_port),
+                  "KAFKA_CONTROLLER_PORT": str(server.settings.kafka_controller_port),
+                  "MYSQL_PORT": str(server.settings.mysql_port), "WORKBOOK_PROGRESS": "0"}
+    result = run_workbook("class", "up", "--roster", str(roster), env=instructor, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "jose-munoz" in result.stdout and "(José Muñoz)" in result.stdout and "(李雷)" in result.stdout
+    mapping = (server.students_dir / "roster.csv").read_text(encoding="utf-8")
+    assert mapping.splitlines() == ["full name,id", "José Muñoz,jose-munoz", "李雷,lilei"]
+    (jose,) = server.students(["jose-munoz"])
+    require_services(server.student_settings(jose), "kafka", "mysql")
+
+
 def test_the_limits_refuse_a_students_topic_in_one_sentence_each(classroom):
     server, _, _ = classroom
     (erin,) = server.up(["erin"])                   # a student of her own: nothing of hers exists yet
