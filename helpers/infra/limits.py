@@ -1,8 +1,8 @@
 """What one student may use on the class server, enforced by Kafka and MariaDB themselves.
 
-A runaway loop must not stop the class: measured without limits, one
-student's plain producer wrote 6.7 GB in 33 s and quadrupled everyone's
-latency. The class server therefore starts with:
+A runaway loop must not stop the class: without limits, one student's plain
+producer wrote 6.7 GB in 33 s and raised another student's p99 latency 4.4x
+(6.8x in bench.runaway). The class server therefore starts with:
 - **byte-rate quotas** per student (Kafka's user quotas, the default for every
   user but the instructor): produce and fetch rates, and the rate at which
   partitions may be created or deleted. Kafka slows a client over its quota
@@ -16,7 +16,7 @@ latency. The class server therefore starts with:
   `student_partitions` in all, a larger retention, larger segments, or a
   compact-only topic. So a student's topics hold at most `student_cap_mb`,
   whatever they do (plus, for a moment, what the produce quota lets through
-  before the next retention check: about 55 MB measured by bench.runaway);
+  before the next retention check: peaks of 55-60 MB in bench.runaway);
 - **MariaDB connection limits** per student (`MAX_USER_CONNECTIONS`).
 Each refusal reaches the student as one sentence. The rules' numbers live in
 `ClassLimits`; the I/O (javac, kafka-configs) in the functions below it.
