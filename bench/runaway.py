@@ -34,7 +34,7 @@ import numpy as np
 
 from helpers.classroom.classserver import ClassServer
 from helpers.core.settings import PROJECT_ROOT, Settings
-from helpers.infra.clients import make_producer
+from helpers.infra.clients import make_admin, make_producer
 from helpers.infra.environment import load_settings
 from helpers.infra.limits import MB, set_quotas
 from helpers.infra.processes import free_port
@@ -57,8 +57,6 @@ def log(message: str) -> None:
 def flood(settings: Settings, seconds: float) -> dict[str, Any]:
     """A runaway loop: 1-kB records into `<student>.flood` as fast as the client takes them."""
     topic = settings.prefix + "flood"
-    from helpers.infra.clients import make_admin
-
     ensure_topics(make_admin(settings), [topic])
     values = [os.urandom(RECORD_BYTES) for _ in range(DISTINCT_VALUES)]
     producer = make_producer(settings)
@@ -87,8 +85,6 @@ class Probe:
 
     def __init__(self, settings: Settings):
         self.topic = settings.prefix + "probe"
-        from helpers.infra.clients import make_admin
-
         ensure_topics(make_admin(settings), [self.topic])
         self.producer = make_producer(settings, {"linger.ms": 0})
         self.samples: list[tuple[float, float]] = []      # (seconds since start, latency in ms)

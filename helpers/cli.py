@@ -93,10 +93,11 @@ def cmd_class(args: argparse.Namespace, wb: Workbook) -> int:
         return 0
     names = [n.strip() for n in (args.students or "").split(",") if n.strip()]
     mapping = server.students_dir / "roster.csv"
-    roster = assign_ids(read_roster(args.roster), read_mapping(mapping)) if args.roster else {}
+    known = read_mapping(mapping)
+    roster = assign_ids(read_roster(args.roster), known) if args.roster else {}
     students = server.up(names + [i for i in roster.values() if i not in names])
     if roster:
-        write_mapping({**read_mapping(mapping), **roster}, mapping)
+        write_mapping({**known, **roster}, mapping)
     full_names = {i: name for name, i in roster.items()}
     print(f"Class server: Kafka SASL_SSL on {server.host}:{settings.kafka_port}, "
           f"MariaDB on {server.host}:{settings.mysql_port}.")

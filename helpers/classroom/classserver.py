@@ -37,6 +37,7 @@ from helpers.core.settings import KafkaSecurity, Settings, check_namespace
 from helpers.core.waiting import wait_until
 from helpers.infra.files import write_private
 from helpers.infra.kafka import KafkaNode, LocalKafka, resolve_jars
+from helpers.infra.kafka_tools import java_login
 from helpers.infra.limits import ClassLimits, build_policy, set_quotas
 from helpers.infra.mariadb import LocalMariaDB
 from helpers.infra.prereqs import ensure_programs, say
@@ -45,7 +46,6 @@ from helpers.infra.security import (
     ADMIN,
     CLIENT_MECHANISM,
     SCRAM_MECHANISMS,
-    SCRAM_MODULE,
     BrokerSecurity,
     ensure_certificates,
 )
@@ -130,10 +130,8 @@ class ClassServer:
         node = KafkaNode(1, self.settings.kafka_port, self.settings.kafka_controller_port,
                          self.root / "kafka" / "node-1")
         policy_admin = {   # the policy's own Admin client counts partitions as the instructor
-            "bootstrap.servers": f"127.0.0.1:{self.settings.kafka_port}", "security.protocol": "SASL_SSL",
-            "sasl.mechanism": CLIENT_MECHANISM,
-            "sasl.jaas.config": f'{SCRAM_MODULE} required username="{ADMIN}" password="{secret["admin"]}";',
-            "ssl.truststore.type": "PEM", "ssl.truststore.location": str(security.ca)}
+            "bootstrap.servers": f"127.0.0.1:{self.settings.kafka_port}",
+            **java_login(self.admin_settings(secret).kafka_security)}
         return LocalKafka(self.settings.state_dir / "libs" / "kafka", (node,),
                           extra=tuple(self.limits.broker_properties(policy_admin).items()), security=security,
                           classpath=(self.settings.state_dir / "libs" / "class-server",))

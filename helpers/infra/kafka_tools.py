@@ -125,7 +125,13 @@ def jaas_quote(text: str) -> str:
 
 
 def client_properties(security: KafkaSecurity) -> str:
-    """The Java client's properties for logging in and trusting the broker ('' for PLAINTEXT)."""
+    """The Java client's properties for logging in and trusting the broker ('' for PLAINTEXT), as a
+    properties file."""
+    return "".join(f"{key}={properties_value(value)}\n" for key, value in java_login(security).items())
+
+
+def java_login(security: KafkaSecurity) -> dict[str, str]:
+    """The Java client's settings for logging in and trusting the broker ({} for PLAINTEXT)."""
     conf: dict[str, str] = {}
     if security.protocol != "PLAINTEXT":
         conf["security.protocol"] = security.protocol
@@ -136,7 +142,7 @@ def client_properties(security: KafkaSecurity) -> str:
                                     f"password={jaas_quote(security.password)};")
     if security.tls and security.ca_location:
         conf.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": security.ca_location})
-    return "".join(f"{key}={properties_value(value)}\n" for key, value in conf.items())
+    return conf
 
 
 def tool_files(settings: Settings, tool: str, args: Sequence[str]) -> dict[str, str]:
