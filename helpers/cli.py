@@ -3,7 +3,7 @@
     workbook up | down | status [--json] [--show-secrets]
     workbook ingest | topics | replay | route | stream-sql | notebooks
     workbook reset [--to NN] [--with-data]
-    workbook class up --students alice,bob [--host NAME] | class down   (a class server)
+    workbook class up --students alice,bob [--roster FILE] [--host NAME] [--hub] | class down
     workbook kafka-topics | kafka-consumer-groups | kafka-configs | kafka-console-consumer
              | kafka-share-groups | kafka-features  ARGS...   (Kafka's own tools, ARGS unchanged)
 
@@ -84,11 +84,13 @@ def cmd_class(args: argparse.Namespace, wb: Workbook) -> int:
     """Start or stop the class server: secure Kafka and MariaDB, one namespace per student."""
     settings = wb.settings
     from helpers.classroom.classserver import ClassServer
+    from helpers.classroom.hub import Hub
     from helpers.classroom.roster import assign_ids, read_mapping, read_roster, write_mapping
 
     server = ClassServer.for_settings(settings, args.host)
+    hub = Hub(server, args.hub_port)
     if args.action == "down":
-        stopped = server.down()
+        stopped = hub.down() + server.down()
         print("Stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
     names = [n.strip() for n in (args.students or "").split(",") if n.strip()]
@@ -107,8 +109,16 @@ def cmd_class(args: argparse.Namespace, wb: Workbook) -> int:
     if roster:
         print(f"The roster's names and ids: {mapping}")
     print(f"Limits: {server.limits.summary()}.")
-    print(f"Hand each student their .env file and ca.pem, from {server.students_dir}/ "
-          "(the .env files hold passwords: give each to its student alone).")
+    if not args.hub:
+        print(f"Hand each student their .env file and ca.pem, from {server.students_dir}/ "
+              "(the .env files hold passwords: give each to its student alone).")
+        return 0
+    handout = hub.up(students, full_names)
+    print(f"Flink cluster for everybody's SQL: {hub.flink.address}, {hub.flink.slots} slots "
+          f"(TaskManager {hub.flink.taskmanager_mb} MB).")
+    print(f"JupyterHub: {hub.url} (instructor: admin, admin page {hub.url}hub/admin). Each student logs in "
+          f"with their id and the first password of {handout} (readable by root only; hand each slip to its "
+          "student alone), and may change it at /hub/change-password.")
     return 0
 
 
@@ -299,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "jose-munoz), shown here and kept in the students' folder as roster.csv"))
     klass.add_argument("--host", default="127.0.0.1", help=(
                        "the name students use to reach this server (default 127.0.0.1: this machine only)"))
+    klass.add_argument("--hub", action="store_true", help=(
+                       "also start JupyterHub (students need only a browser) and a shared Flink cluster; "
+                       "needs root, to make a Unix account per student"))
+    klass.add_argument("--hub-port", type=int, default=8000, help=(
+                       "the hub's port (default 8000; its API and Flink's use the next three)"))
     klass.set_defaults(func=cmd_class)
     ingest = sub.add_parser("ingest", help="fetch, validate and store bars into candle_prices")
     ingest.add_argument("--source", choices=("sample", "synthetic", "massive"), default="sample")

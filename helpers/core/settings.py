@@ -220,6 +220,7 @@ class Settings:
     smtp_from: str = "workbook@localhost"
     smtp_to: str = "student@localhost"
     connect_url: str = "http://127.0.0.1:8083"   # Kafka Connect's REST API (notebook 12); '' = none
+    flink_cluster: str = ""        # host:port of a shared Flink session cluster's REST API; '' = local Flink
 
     @property
     def connect_port(self) -> int:
@@ -284,6 +285,13 @@ def check_namespace(raw: str) -> str:
     if raw and not NAMESPACE.fullmatch(raw):
         raise ConfigError("WORKBOOK_STUDENT must be a lower-case name of at most 24 letters, "
                           f"digits, _ or - starting with a letter, got {raw!r}.")
+    return raw
+
+
+def check_flink_cluster(raw: str) -> str:
+    """FLINK_CLUSTER is '' (Flink runs locally) or host:port of a session cluster's REST API."""
+    if raw and not re.fullmatch(r"[A-Za-z0-9.\-]{1,253}:\d{1,5}", raw):
+        raise ConfigError(f"FLINK_CLUSTER must be host:port of a Flink cluster's REST API, got {raw!r}.")
     return raw
 
 
@@ -356,4 +364,5 @@ def settings_from(values: Mapping[str, str], docker_answers: Callable[[], bool])
         smtp_to=get("SMTP_TO") or "student@localhost",
         # an external stack (a class server) has Kafka Connect only where CONNECT_URL says
         connect_url=get("CONNECT_URL") or ("" if stack == "external" else f"http://127.0.0.1:{connect_port}"),
+        flink_cluster=check_flink_cluster(get("FLINK_CLUSTER", "").strip()),
     )

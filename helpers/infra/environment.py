@@ -49,9 +49,14 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return {key: value or "" for key, value in dotenv_values(path, interpolate=False).items()}
 
 
+def dotenv_path() -> Path:
+    """The `.env` file: the project's, or WORKBOOK_DOTENV's (a hub server's ~/.env)."""
+    return Path(os.environ.get("WORKBOOK_DOTENV") or PROJECT_ROOT / ".env")
+
+
 def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:
     """Settings from `.env` overlaid with the environment (the environment wins)."""
-    values = read_dotenv(dotenv or PROJECT_ROOT / ".env")
+    values = read_dotenv(dotenv or dotenv_path())
     values.update(os.environ if env is None else env)
     return settings_from(values, docker_engine_answers)
 
@@ -60,7 +65,7 @@ def save_setting(name: str, value: str, path: Path | None = None) -> None:
     """Write NAME=value into `.env`: replace the line that sets it, or append one."""
     import re
 
-    path = path or PROJECT_ROOT / ".env"
+    path = path or dotenv_path()
     lines = path.read_text().splitlines() if path.is_file() else []
     pattern = re.compile(rf"^\s*(export\s+)?{re.escape(name)}\s*=")
     kept = [line for line in lines if not pattern.match(line)]

@@ -54,7 +54,7 @@ IDLE_TIMEOUT = "0 ms"
 # (Flink's default: 100 ms). The join's input rows cross one such buffer; at 1,000 bars/s
 # 10 ms took ~50 ms off every buy signal's latency (`make bench`) at no measurable cost.
 BUFFER_TIMEOUT = "10 ms"
-LOG_DIR = Path(tempfile.gettempdir()) / "workbook-flink-logs"
+LOG_DIR = Path(tempfile.gettempdir()) / f"workbook-flink-logs-{os.getuid()}"   # one per account
 # the connector jar relocates the Kafka client: JAAS must name the shaded login modules
 SHADED = "org.apache.flink.kafka.shaded."
 LOGIN_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
@@ -89,20 +89,81 @@ def flink_job_env(level: str = "WARN") -> dict[str, str]:
     return child_env(FLINK_LOG_DIR=str(LOG_DIR), ROOT_LOG_LEVEL=level)
 
 
-def create_table_env(jar_path: str | Path, parallelism: int = 1) -> Any:
-    """A streaming TableEnvironment (UTC) that can read and write Kafka through `jar_path`."""
+@dataclass(frozen=True)
+class FlinkTarget:
+    """Where a session's jobs run: its own local Flink (cluster '') or a shared session cluster's REST
+    API at host:port, each job named after its owner so the class's jobs can be told apart."""
+
+    cluster: str = ""
+    owner: str = ""
+
+    @classmethod
+    def from_env(cls) -> FlinkTarget:
+        """The target the parent gave this session process (FLINK_CLUSTER, WORKBOOK_STUDENT)."""
+        return cls(os.environ.get("FLINK_CLUSTER", ""), os.environ.get("WORKBOOK_STUDENT", ""))
+
+    def as_env(self) -> dict[str, str]:
+        """The variables `from_env` reads."""
+        return {"FLINK_CLUSTER": self.cluster, "WORKBOOK_STUDENT": self.owner}
+
+    def job_name(self, what: str) -> str:
+        """`what`, after its owner's name and before the session's pid: `alice: buy join (pid 4242)`."""
+        return f"{self.owner or 'workbook'}: {what} (pid {os.getpid()})"
+
+    def cancel_orphans(self) -> list[str]:
+        """Cancel the owner's jobs on the cluster whose session process is gone (a kernel killed, a
+        command stopped with Ctrl-C): on a shared cluster they would hold a slot for ever. Return their
+        names."""
+        from helpers.infra.flinkcluster import cancel_job, cluster_jobs
+
+        if not self.cluster:
+            return []
+        try:
+            jobs = cluster_jobs(self.cluster)
+        except OSError as exc:
+            raise ServiceUnavailable(f"The class's Flink cluster does not answer at {self.cluster}: {exc}.",
+                                     service="flink", address=self.cluster) from None
+        mine = re.compile(rf"{re.escape(self.owner or 'workbook')}: .* \(pid (\d+)\)")
+        orphans = [job for job in jobs if job["state"] in ("CREATED", "RUNNING", "RESTARTING")
+                   and (found := mine.fullmatch(job["name"])) and not process_alive(int(found.group(1)))]
+        for job in orphans:
+            cancel_job(self.cluster, job["id"])
+        return [job["name"] for job in orphans]
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def create_table_env(jar_path: str | Path, parallelism: int = 1, target: FlinkTarget = FlinkTarget()) -> Any:
+    """A streaming TableEnvironment (UTC) that can read and write Kafka through `jar_path`; its jobs run
+    in a local Flink, or on `target`'s cluster (the jar goes along with each job)."""
     jar = Path(jar_path).resolve()
     if not jar.is_file():
         raise InputError(f"The Flink Kafka connector jar is missing: {jar}; run `make up`.")
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    settings = EnvironmentSettings.new_instance().in_streaming_mode()
+    if target.cluster:
+        host, port = target.cluster.rsplit(":", 1)
+        from pyflink.common import Configuration
+
+        remote = Configuration()
+        for key, value in {"execution.target": "remote", "rest.address": host, "rest.port": port}.items():
+            remote.set_string(key, value)
+        settings = settings.with_configuration(remote)
+    t_env = TableEnvironment.create(settings.build())
     conf = t_env.get_config()
     conf.set("pipeline.jars", jar.as_uri())
     conf.set("parallelism.default", str(parallelism))
     conf.set("table.local-time-zone", "UTC")
     conf.set("table.exec.source.idle-timeout", IDLE_TIMEOUT)
     conf.set("execution.buffer-timeout.interval", BUFFER_TIMEOUT)
+    conf.set("pipeline.name", target.job_name("sql"))
     return t_env
 
 
@@ -227,13 +288,14 @@ def run_buy_join(jar_path: str | Path, bootstrap_servers: str, *,
                  alerts_topic: str = schemas.ALERTS, variations_topic: str = schemas.VARIATIONS,
                  buy_topic: str = schemas.BUY, group_id: str = GROUP_ID,
                  until_caught_up: bool = True, parallelism: int = 1,
-                 security: KafkaSecurity = KafkaSecurity()) -> FlinkRun:
+                 security: KafkaSecurity = KafkaSecurity(), target: FlinkTarget = FlinkTarget()) -> FlinkRun:
     """Start the Flink buy join; until_caught_up waits for it to reach the topics' end."""
     started = time.perf_counter()
     check_topics(bootstrap_servers, alerts_topic, variations_topic, buy_topic, security=security)
     ddl, insert = render_buy_sql(bootstrap_servers, variation_threshold, alerts_topic,
                                  variations_topic, buy_topic, group_id, until_caught_up, security)
-    t_env = create_table_env(jar_path, parallelism)
+    t_env = create_table_env(jar_path, parallelism, target)
+    t_env.get_config().set("pipeline.name", target.job_name("buy join"))
     env_s = time.perf_counter() - started
     for statement in ddl:
         t_env.execute_sql(statement.rstrip(";"))
@@ -257,8 +319,9 @@ class FlinkSession:
     """A Python process with one JVM that runs this process's buy joins
     (`python -m helpers.pipeline.flinksql`)."""
 
-    def __init__(self, security: KafkaSecurity = KafkaSecurity()) -> None:
-        self.security = security
+    def __init__(self, security: KafkaSecurity = KafkaSecurity(),
+                 target: FlinkTarget = FlinkTarget()) -> None:
+        self.security, self.target = security, target
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(prefix="flink-session-", suffix=".log", dir=LOG_DIR)
         os.close(descriptor)
@@ -267,7 +330,8 @@ class FlinkSession:
             self.proc = subprocess.Popen([sys.executable, "-m", "helpers.pipeline.flinksql"],
                                          stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=err, text=True,
-                                         env={**flink_job_env(), **security.as_env()},   # never in argv
+                                         # the logins never in argv
+                                         env={**flink_job_env(), **security.as_env(), **target.as_env()},
                                          start_new_session=True)
         self.requests = 0
         self.events: list[dict[str, Any]] = []
@@ -329,7 +393,13 @@ class FlinkSession:
 
 def flink_session(wb: Workbook) -> FlinkSession:
     """The Workbook's Flink session, started on first use (again if it died), closed with the Workbook."""
-    return wb.resource("flink", lambda: FlinkSession(wb.settings.kafka_security))
+    target = FlinkTarget(wb.settings.flink_cluster, wb.settings.namespace)
+
+    def start() -> FlinkSession:
+        target.cancel_orphans()
+        return FlinkSession(wb.settings.kafka_security, target)
+
+    return wb.resource("flink", start)
 
 
 class FlinkJob:
@@ -371,15 +441,15 @@ class SqlWorkspace:
     next statement, as in Flink's SQL client. A query's rows go to a Kafka topic of the caller's
     (`select`), in debezium-json: one record per change, an insert or a retraction."""
 
-    def __init__(self, security: KafkaSecurity) -> None:
-        self.security = security
+    def __init__(self, security: KafkaSecurity, target: FlinkTarget = FlinkTarget()) -> None:
+        self.security, self.target = security, target
         self.t_env: Any = None
         self.running: list[Any] = []        # INSERT jobs left running: cancelled when the session ends
 
     def env(self, jar: str) -> Any:
         """The workspace's TableEnvironment, made on first use."""
         if self.t_env is None:
-            self.t_env = create_table_env(jar)
+            self.t_env = create_table_env(jar, target=self.target)
         return self.t_env
 
     def execute(self, jar: str, statements: list[str], wait_s: float = 300) -> list[str]:
@@ -442,7 +512,8 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
         answers.flush()
 
     security = kafka_security_from_env()            # set by FlinkSession from the parent's settings
-    workspace = SqlWorkspace(security)
+    target = FlinkTarget.from_env()
+    workspace = SqlWorkspace(security, target)
     for line in requests:
         command = json.loads(line)
         request = command["id"]
@@ -452,7 +523,7 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
                                    variation_threshold=command["threshold"], alerts_topic=command["alerts"],
                                    variations_topic=command["variations"], buy_topic=command["buy"],
                                    group_id=command["group"], until_caught_up=command["until_caught_up"],
-                                   security=security)
+                                   security=security, target=target)
                 if command["until_caught_up"]:
                     say(request, "finished", run)
                 else:

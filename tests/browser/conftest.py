@@ -110,3 +110,14 @@ def page(chromium_path, tmp_path):
             yield page
         finally:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def chromium(chromium_path):
+    """One headless Chromium for a module's tests; each test opens the contexts (users) it needs."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

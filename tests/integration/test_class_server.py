@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -42,11 +45,12 @@ from helpers.core.validation import validate_bars
 from helpers.core.waiting import wait_until
 from helpers.infra.clients import client_conf, make_admin, make_consumer, make_producer
 from helpers.infra.environment import load_settings
+from helpers.infra.flinkcluster import FlinkCluster, cluster_jobs
 from helpers.infra.kafka_tools import kafka_tool_output
 from helpers.infra.limits import MB
 from helpers.infra.processes import free_port, running_process
 from helpers.infra.status import require_services
-from helpers.pipeline.flinksql import LOG_DIR
+from helpers.pipeline.flinksql import LOG_DIR, FlinkTarget
 from helpers.pipeline.sources import fetch_bars
 from helpers.pipeline.streamsql import compare_rows, read_buy
 from helpers.pipeline.topics import delete_topics, ensure_topics, topic_counts
@@ -93,11 +97,14 @@ class CommandLineWatch:
 
 
 @pytest.fixture(scope="module")
-def classroom(settings, tmp_path_factory):
-    """A class server with students alice and bob; (server, {name: Student}, seconds to start)."""
+def classroom(settings):
+    """A class server with students alice and bob; (server, {name: Student}, seconds to start). Its folder
+    may be entered by every account, as the shared Flink cluster's own account must read ca.pem."""
     if settings.stack != "local":
         pytest.skip("starts a secure local Kafka and MariaDB beside the local stack")
-    state = tmp_path_factory.mktemp("class") / "stack"
+    folder = Path(tempfile.mkdtemp(prefix="workbook-class-"))
+    os.chmod(folder, 0o755)
+    state = folder / "stack"
     state.mkdir()
     (state / "libs").symlink_to(settings.state_dir / "libs")
     kafka, controller, mysql = distinct_free_ports(3)
@@ -112,6 +119,7 @@ def classroom(settings, tmp_path_factory):
     finally:
         server.down()
     assert processes_using(state) == []
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def student_env(server, student) -> dict[str, str]:
@@ -503,3 +511,43 @@ def test_a_student_runs_the_kafka_tools_logged_in_through_a_file_that_goes_away(
     outputs = "".join(r.stdout + r.stderr for r in (created, mine, theirs))
     assert students["alice"].kafka_password not in outputs
     assert list(tmp_path.iterdir()) == []                    # every login file went with its tool
+
+
+def test_the_shared_flink_cluster_runs_a_students_join_named_after_them_and_cancels_her_orphans(classroom):
+    """What a hub's servers do: FLINK_CLUSTER sends the join to the class's session cluster, where it
+    is named after the student; a job whose session was killed is cancelled by her next session."""
+    server, students, _ = classroom
+    cluster = FlinkCluster(server.root / "flink", free_port(), slots=3)
+    cluster.start()
+    try:
+        overview = cluster.wait_ready()
+        assert overview["slots-total"] == 3 and overview["taskmanagers"] == 1
+        env = {**student_env(server, students["alice"]), "FLINK_CLUSTER": cluster.address}
+        run_pipeline(env, THRESHOLDS["alice"])
+        jobs = cluster_jobs(cluster.address)
+        joins = [j["state"] for j in jobs if j["name"].startswith("alice: buy join (pid ")]
+        assert joins == ["FINISHED"], jobs
+        mine = server.student_settings(students["alice"])
+        bars, _ = validate_bars(fetch_bars("sample", timespan="day"))
+        reference = buy_signals(alerts_frame(bars, THRESHOLDS["alice"].price), variations_frame(bars),
+                                THRESHOLDS["alice"].variation)
+        assert compare_rows(read_buy(mine), reference).empty
+
+        command = subprocess.Popen([sys.executable, "-m", "helpers.cli", "stream-sql"], cwd=PROJECT_ROOT,
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def running() -> list[dict]:
+            return [j for j in cluster_jobs(cluster.address)
+                    if j["state"] == "RUNNING" and j["name"].startswith("alice: buy join")]
+
+        wait_until(running, 180, "alice's continuous join to run on the cluster")
+        (orphan,) = running()
+        session = int(orphan["name"].rsplit("pid ", 1)[1].rstrip(")"))
+        os.kill(session, signal.SIGKILL)             # a kernel killed: nobody cancels its job
+        command.kill()
+        command.wait()
+        assert FlinkTarget(cluster.address, "bob").cancel_orphans() == []      # not his to cancel
+        assert FlinkTarget(cluster.address, "alice").cancel_orphans() == [orphan["name"]]
+        wait_until(lambda: not running(), 60, "the orphan to be cancelled")
+    finally:
+        cluster.stop()
