@@ -56,6 +56,16 @@ def readable_by_all(path: Path) -> bool:
                                  if folder.is_dir())
 
 
+def require_readable(*folders: Path) -> None:
+    """Raise, saying which folder to open, unless every account may enter each of `folders`."""
+    for needed in folders:
+        if not readable_by_all(needed):
+            closed = next(f for f in [needed, *needed.parents] if not os.stat(f).st_mode & 0o001)
+            raise ConfigError(f"The students' servers must read {needed}, but other accounts cannot enter "
+                              f"{closed}: install the workbook where all may read it (under /srv, say), or "
+                              f"run `chmod o+x {closed}`.")
+
+
 def unix_name(student: str) -> str:
     """The Unix account a student's server runs as."""
     return UNIX_PREFIX + student
@@ -101,12 +111,7 @@ class Hub:
             raise ConfigError("The hub makes a Unix account per student, so that nobody reads another's "
                               "files: run it as root (sudo .venv/bin/workbook class up --hub).")
         ensure_programs(("npm", "setpriv", "useradd"))
-        for needed in (PROJECT_ROOT, Path(sysconfig.get_paths()["purelib"]), self.server.settings.state_dir):
-            if not readable_by_all(needed):
-                closed = next(f for f in [needed, *needed.parents] if not os.stat(f).st_mode & 0o001)
-                raise ConfigError(f"The students' servers must read {needed}, but other accounts cannot "
-                                  f"enter {closed}: install the workbook where all may read it (under /srv, "
-                                  f"say), or run `chmod o+x {closed}`.")
+        require_readable(PROJECT_ROOT, Path(sysconfig.get_paths()["purelib"]), self.server.settings.state_dir)
         flink = self.flink
         if flink.running() and flink.configured_slots() != flink.slots:
             flink.stop()             # more students, more slots: the running jobs end (see the docs)

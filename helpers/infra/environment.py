@@ -111,6 +111,11 @@ def kafka_security_from_env() -> KafkaSecurity:
     return parse_kafka_security(os.environ.get)
 
 
+def flink_target_from_env() -> tuple[str, str]:
+    """(FLINK_CLUSTER, WORKBOOK_STUDENT) from this process's environment alone (a Flink session)."""
+    return os.environ.get("FLINK_CLUSTER", ""), os.environ.get("WORKBOOK_STUDENT", "")
+
+
 def commands_on_path() -> None:
     """Put this Python's scripts folder (`workbook`, `jupyter`) first on PATH unless it is on it: a kernel
     started by a full path does not always inherit the environment's PATH."""

@@ -35,7 +35,7 @@ from helpers.core.errors import InputError, ServiceUnavailable, StreamSqlError, 
 from helpers.core.rules import VARIATION_THRESHOLD, check_variation_threshold
 from helpers.core.settings import KafkaSecurity, mask_secrets
 from helpers.infra.clients import security_conf
-from helpers.infra.environment import child_env, kafka_security_from_env
+from helpers.infra.environment import child_env, flink_target_from_env, kafka_security_from_env
 from helpers.pipeline.sqlfiles import WithOptions, load_sql
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class FlinkTarget:
     @classmethod
     def from_env(cls) -> FlinkTarget:
         """The target the parent gave this session process (FLINK_CLUSTER, WORKBOOK_STUDENT)."""
-        return cls(os.environ.get("FLINK_CLUSTER", ""), os.environ.get("WORKBOOK_STUDENT", ""))
+        return cls(*flink_target_from_env())
 
     def as_env(self) -> dict[str, str]:
         """The variables `from_env` reads."""
@@ -260,7 +260,7 @@ def check_topics(bootstrap_servers: str, *topics: str, security: KafkaSecurity =
     """Raise a clear error unless every topic exists (Flink would fail deep in a Java trace)."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, **security_conf(security)})
     try:
-        existing = admin.list_topics(timeout=10).topics
+        existing = admin.list_topics(timeout=30).topics     # a busy class server may take a while
     except KafkaException as exc:
         raise ServiceUnavailable(f"No Kafka broker answers at {bootstrap_servers}: {exc}.",
                                  service="kafka", address=bootstrap_servers) from None

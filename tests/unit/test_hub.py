@@ -63,6 +63,7 @@ def test_the_taskmanager_grows_with_the_slots_and_everything_stays_on_127_0_0_1(
              config["taskmanager"]["bind-host"]]
     assert set(hosts) == {"127.0.0.1"}
     assert cluster.address == "127.0.0.1:18081"
+    assert config["restart-strategy"]["type"] == "fixed-delay"      # a job failing as it starts, retried
 
 
 def test_a_folder_is_readable_by_all_only_when_every_folder_above_may_be_entered(tmp_path):
