@@ -40,7 +40,7 @@ from helpers.core.settings import PROJECT_ROOT
 from helpers.core.validation import validate_bars
 from helpers.infra.environment import load_settings
 from helpers.infra.flinkcluster import FlinkCluster, cluster_jobs
-from helpers.infra.processes import free_port, port_is_free, running_process
+from helpers.infra.processes import free_port, free_port_block, running_process
 from helpers.pipeline.sources import fetch_bars
 from helpers.pipeline.streamsql import read_buy
 from helpers.pipeline.topics import topic_counts
@@ -162,14 +162,6 @@ def check_students(server: ClassServer, students: list[Student]) -> dict[str, An
     return checks
 
 
-def hub_ports() -> int:
-    """A free port whose next three are free too."""
-    while True:
-        port = free_port()
-        if port < 65000 and all(port_is_free(port + i) for i in range(1, 4)):
-            return port
-
-
 def main(argv: list[str] | None = None) -> int:
     """Start the class, run everybody, check and report; 1 when a student failed or differs."""
     parser = argparse.ArgumentParser(prog="python -m bench.class_size", description=__doc__)
@@ -185,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                               **{k: str(v) for k, v in ports.items()}})
     server = ClassServer.for_settings(settings)
     names = [f"s{i:02d}" for i in range(1, args.students + 1)]
-    hub = Hub(server, hub_ports())
+    hub = Hub(server, free_port_block(4))
     results: dict[str, Any] = {"students": args.students, "cores": os.cpu_count(),
                                "load_average_start": [round(x, 2) for x in os.getloadavg()]}
     try:

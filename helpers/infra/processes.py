@@ -82,6 +82,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_block(count: int) -> int:
+    """A free port whose next `count - 1` ports are free too (a hub and the ports it counts from it)."""
+    while True:
+        port = free_port()
+        if port + count <= 65535 and all(port_is_free(port + i) for i in range(1, count)):
+            return port
+
+
 def running_process(pid_file: Path) -> psutil.Process | None:
     """The process recorded in `pid_file` if it still runs (same pid, same start time)."""
     try:

@@ -8,7 +8,10 @@ Workbook. The Kafka SQL connector is one shaded jar
 added through `pipeline.jars`; the SQL itself lives in `ksql/flink/` and is
 filled by `load_sql`, like the ksqlDB files. On a shared cluster the tables
 log in with the workbook's Kafka security settings (`kafka_login`): the job
-process gets them through its environment, never its command line.
+process gets them through its environment, never its command line. With
+FLINK_CLUSTER set (a class hub's servers), the session's JVM only plans the
+SQL: the jobs run on that session cluster (helpers/infra/flinkcluster.py),
+each named after its student (`FlinkTarget`).
 """
 from __future__ import annotations
 

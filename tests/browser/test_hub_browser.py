@@ -19,7 +19,7 @@ from helpers.classroom.classserver import ClassServer
 from helpers.classroom.hub import Hub, unix_name
 from helpers.core.settings import PROJECT_ROOT
 from helpers.infra.environment import load_settings
-from helpers.infra.processes import free_port, port_is_free
+from helpers.infra.processes import free_port, free_port_block
 
 STUDENTS = ("ann", "ben")
 LOGIN_S = 180          # a server's first start: JupyterLab and the kernel on two busy cores
@@ -27,14 +27,6 @@ RUN_S = 180
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"        # the notebook in front, with its toolbar
 NOTEBOOK = f"{PANEL} .jp-Notebook"
 IN_FRONT = f"(document.querySelector({NOTEBOOK!r})?.innerText ?? '')"    # '' while it renders
-
-
-def hub_ports() -> int:
-    """A free port whose next three are free too (the hub's API, the proxy's API, Flink)."""
-    while True:
-        port = free_port()
-        if port < 65000 and all(port_is_free(port + i) for i in range(1, 4)):
-            return port
 
 
 def enterable_by_all(path: Path) -> None:
@@ -63,7 +55,7 @@ def hub(settings, artifacts):
                                 "KAFKA_PORT": str(kafka), "KAFKA_CONTROLLER_PORT": str(controller),
                                 "MYSQL_PORT": str(mysql)})
     server = ClassServer.for_settings(instructor)
-    the_hub = Hub(server, hub_ports())
+    the_hub = Hub(server, free_port_block(4))     # the hub, its API, the proxy's, Flink's
     try:
         handout = the_hub.up(server.up(list(STUDENTS)))
         with open(handout) as sheet:

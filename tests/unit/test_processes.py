@@ -203,3 +203,10 @@ def test_formatting_leaves_no_argument_file_when_java_cannot_start(tmp_path, mon
         cluster.format()
     root = cluster.nodes[0].root
     assert list(root.glob("*.args")) == [] and list(root.glob(".*.args")) == []
+
+
+def test_a_free_port_block_is_free_from_its_first_to_its_last_port():
+    from helpers.infra.processes import free_port_block, port_is_free
+
+    first = free_port_block(4)
+    assert first + 3 <= 65535 and all(port_is_free(first + i) for i in range(4))
