@@ -37,7 +37,7 @@ from helpers.classroom.classserver import ClassServer, Student, new_password
 from helpers.core.errors import ConfigError, StackError
 from helpers.core.settings import PROJECT_ROOT
 from helpers.core.waiting import wait_until
-from helpers.infra.files import write_private
+from helpers.infra.files import readable_by_all, require_readable, write_private
 from helpers.infra.flinkcluster import FlinkCluster
 from helpers.infra.prereqs import ensure_programs
 from helpers.infra.processes import log_tail, run_command, running_process, start_detached, stop_process
@@ -48,22 +48,6 @@ INSTRUCTOR = "admin"
 COURSE_FILES = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb")) + [PROJECT_ROOT / "notebooks" /
                                                                           "dashboard.ipynb"]
 PRIVATE_PROJECT_DIRS = ("solutions", "build")
-
-
-def readable_by_all(path: Path) -> bool:
-    """True when every account may open `path`: every folder above it may be entered by others."""
-    return path.exists() and all(os.stat(folder).st_mode & 0o001 for folder in [path, *path.parents]
-                                 if folder.is_dir())
-
-
-def require_readable(*folders: Path) -> None:
-    """Raise, saying which folder to open, unless every account may enter each of `folders`."""
-    for needed in folders:
-        if not readable_by_all(needed):
-            closed = next(f for f in [needed, *needed.parents] if not os.stat(f).st_mode & 0o001)
-            raise ConfigError(f"The students' servers must read {needed}, but other accounts cannot enter "
-                              f"{closed}: install the workbook where all may read it (under /srv, say), or "
-                              f"run `chmod o+x {closed}`.")
 
 
 def unix_name(student: str) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from helpers.core.errors import StackError
 from helpers.core.waiting import wait_until
 from helpers.infra.environment import child_env
+from helpers.infra.files import require_readable
 from helpers.infra.processes import (
     free_port,
     log_tail,
@@ -125,6 +126,8 @@ class FlinkCluster:
         (self.root / "conf" / "config.yaml").write_text(self.config(free_port()))
         (self.root / "conf" / "log4j-console.properties").write_text(LOG4J)
         user = as_flink_user(self.root)
+        if user:
+            require_readable(flink_bin() / "jobmanager.sh", who=f"The class's Flink account {FLINK_USER}")
         env = child_env(FLINK_CONF_DIR=str(self.root / "conf"), FLINK_LOG_DIR=str(self.root / "log"))
         for role in ("jobmanager", "taskmanager"):
             start_detached([*user, str(flink_bin() / f"{role}.sh"), "start-foreground"],

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,21 +22,15 @@ from helpers.core.settings import PROJECT_ROOT
 from helpers.infra.environment import load_settings
 from helpers.infra.processes import free_port, free_port_block
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import enterable_by_all  # noqa: E402
+
 STUDENTS = ("ann", "ben")
 LOGIN_S = 180          # a server's first start: JupyterLab and the kernel on two busy cores
 RUN_S = 180
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"        # the notebook in front, with its toolbar
 NOTEBOOK = f"{PANEL} .jp-Notebook"
 IN_FRONT = f"(document.querySelector({NOTEBOOK!r})?.innerText ?? '')"    # '' while it renders
-
-
-def enterable_by_all(path: Path) -> None:
-    """Let every account enter the folders above `path` (o+x, not list): the students' servers run the
-    workbook's code from there, and a CI checkout may lie in a private temporary folder."""
-    for folder in [path, *path.parents]:
-        mode = os.stat(folder).st_mode
-        if not mode & 0o001:
-            os.chmod(folder, mode | 0o001)
 
 
 @pytest.fixture(scope="module")

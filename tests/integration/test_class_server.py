@@ -56,7 +56,7 @@ from helpers.pipeline.streamsql import compare_rows, read_buy
 from helpers.pipeline.topics import delete_topics, ensure_topics, topic_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from processes import processes_using, run_workbook  # noqa: E402
+from processes import enterable_by_all, processes_using, run_workbook  # noqa: E402
 
 pytestmark = pytest.mark.integration
 REFUSED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
@@ -517,6 +517,7 @@ def test_the_shared_flink_cluster_runs_a_students_join_named_after_them_and_canc
     """What a hub's servers do: FLINK_CLUSTER sends the join to the class's session cluster, where it
     is named after the student; a job whose session was killed is cancelled by her next session."""
     server, students, _ = classroom
+    enterable_by_all(PROJECT_ROOT)          # the cluster runs the venv's launchers as its own account
     cluster = FlinkCluster(server.root / "flink", free_port(), slots=3)
     cluster.start()
     try:

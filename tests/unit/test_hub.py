@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from helpers.classroom.hub import readable_by_all, unix_name
+from helpers.classroom.hub import unix_name
 from helpers.classroom.hubconfig import RosterAuthenticator, StudentSpawner, configure
 from helpers.core.errors import ConfigError
 from helpers.core.settings import check_flink_cluster
 from helpers.infra.environment import dotenv_path, load_settings
+from helpers.infra.files import readable_by_all
 from helpers.infra.flinkcluster import MB_PER_SLOT, TASKMANAGER_BASE_MB, FlinkCluster
 from helpers.pipeline.flinksql import FlinkTarget
 
