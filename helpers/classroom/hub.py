@@ -160,13 +160,11 @@ class Hub:
 
     def lock_down(self) -> None:
         """The class server's data and keys, and the instructor's solutions, readable by root only."""
-        for folder in [*(self.server.root / d for d in ("kafka", "mariadb", "tls", "hub")),
+        # flink/ is owned by the Flink account: its blobs hold the jobs' logins
+        for folder in [*(self.server.root / d for d in ("kafka", "mariadb", "tls", "hub", "flink")),
                        *(PROJECT_ROOT / d for d in PRIVATE_PROJECT_DIRS)]:
             if folder.is_dir():
                 os.chmod(folder, 0o700)
-        flink = self.server.root / "flink"
-        if flink.is_dir():
-            os.chmod(flink, 0o700)       # owned by the Flink account: its blobs hold the jobs' logins
 
     def proxy_command(self) -> Path:
         """configurable-http-proxy, installed once from npm into <state>/libs/hub."""
