@@ -46,6 +46,8 @@ CONSUMER_DEFAULTS = {"auto.offset.reset": "earliest", "enable.auto.commit": Fals
                      "group.protocol": "consumer"}
 SEND_TIMEOUT_S = 120.0   # how long send() waits for room in a full local queue
 READ_TIMEOUT_S = 120.0   # how long a read to the end of a topic may take
+# librdkafka reports every message, delivered or failed, within message.timeout.ms (300 s by default)
+REPORT_TIMEOUT_S = 330.0
 
 
 def security_conf(security: KafkaSecurity) -> dict[str, str]:
@@ -179,6 +181,21 @@ def assign_from_start(consumer: Consumer, topics: Iterable[str]) -> bool:
              for p, (low, high) in watermarks(consumer, topic).items() if high > low]
     consumer.assign(parts)
     return bool(parts)
+
+
+def flush_until_reported(producer: Producer, timeout: float = REPORT_TIMEOUT_S) -> int:
+    """flush() until every queued message has its delivery report; return how many still have none.
+
+    A broker down for a minute delays the reports, it does not lose the
+    messages: librdkafka retries them until message.timeout.ms. A shorter
+    flush would count messages still on their way as failed. Flushes a second
+    at a time, so Ctrl-C stops the wait.
+    """
+    deadline = time.monotonic() + timeout
+    remaining = producer.flush(0)
+    while remaining and (left := deadline - time.monotonic()) > 0:
+        remaining = producer.flush(min(1.0, left))
+    return remaining
 
 
 def send(producer: Producer, topic: str, value: bytes | None, key: bytes | None, ts: int,

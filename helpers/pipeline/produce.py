@@ -21,7 +21,7 @@ from helpers.core.errors import DeliveryError, InputError
 from helpers.core.progress import progress_bar
 from helpers.core.schemas import FIELDS, PRICELIST, encode
 from helpers.core.settings import Settings
-from helpers.infra.clients import make_producer, send
+from helpers.infra.clients import flush_until_reported, make_producer, send
 
 CHUNK = 5000        # bars encoded at a time while the previous ones are on their way
 POLL_EVERY = 1000   # serve the producer's events (failed deliveries) every this many messages
@@ -118,7 +118,8 @@ def replay_bars(bars: pd.DataFrame, topic: str | None = None, *, settings: Setti
     rate=N sends at most N messages per second (live demos). The topic is
     the namespace's `pricelist` unless given. Only failed deliveries are
     reported back (`delivery.report.only.error`): a message is delivered when
-    flush() leaves none in flight and no failure was reported for it. Setting
+    every message has its report (flush_until_reported: a broker restart
+    delays them) and no failure was reported for it. Setting
     `stop` (from another thread) ends the replay after the message in hand;
     what was sent is still delivered and counted.
     """
@@ -155,7 +156,7 @@ def replay_bars(bars: pd.DataFrame, topic: str | None = None, *, settings: Setti
                 sent += produce_all(producer, topic, messages, bar)
         else:
             sent = produce_paced(producer, topic, bar_messages(ordered), bar, speed, rate, stop)
-        remaining = producer.flush(60)
+        remaining = flush_until_reported(producer)
     failed = len(errors) + remaining
     delivered = sent - failed if fast else outcome["delivered"]
     report = ReplayReport(delivered, sent - delivered, time.perf_counter() - start)

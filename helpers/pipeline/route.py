@@ -49,7 +49,7 @@ from helpers.core.schemas import BIG_INT, MAX_VALUE_BYTES, PRICELIST, TopicNames
 from helpers.core.settings import Settings
 from helpers.core.validation import MAX_AHEAD_MS, MAX_COUNT, REASONS, TICKER, bar_problem, now_ms
 from helpers.core.whatif import PriceChange
-from helpers.infra.clients import client_conf, make_consumer, make_producer, send
+from helpers.infra.clients import client_conf, flush_until_reported, make_consumer, make_producer, send
 
 ROUTER_GROUP = "workbook-router"        # settings.group("router") on a laptop
 BATCH = 1000                            # records read at a time, at most
@@ -206,8 +206,8 @@ class Router:
     them durable: at-least-once waits until every routed message is delivered
     and then commits the inputs' offsets; exactly-once commits a transaction
     that holds both. Only failed deliveries are reported back
-    (`delivery.report.only.error`): flush() leaving nothing in flight and no
-    failure reported means every message was delivered.
+    (`delivery.report.only.error`): every message reported
+    (flush_until_reported) and no failure among them means every message was delivered.
 
     With a `control_topic` (at-least-once only), it also reads that topic from
     its start, between batches: each message `{"price": …}` changes the alert
@@ -261,7 +261,7 @@ class Router:
         self._closed = True
         try:
             if not self.exactly_once:
-                self.producer.flush(60)
+                flush_until_reported(self.producer)
         finally:
             self.consumer.close()
             if self._control is not None:
@@ -292,7 +292,7 @@ class Router:
 
     def _commit(self) -> None:
         """At-least-once: wait for every routed message, then commit the inputs' offsets."""
-        if self.producer.flush(60) or self._errors:
+        if flush_until_reported(self.producer) or self._errors:
             raise DeliveryError(f"Routed messages were not delivered, so no offsets were committed: "
                                 f"{self._errors[:3]}.")
         self._pending = 0

@@ -8,7 +8,14 @@ import pytest
 
 from helpers.core.errors import DeliveryError, KafkaOperationError, WaitTimeout
 from helpers.core.rules import BUY_COLUMNS
-from helpers.infra.clients import KAFKA_LOGGER, batches_to_end, make_producer, refused_as_sentence, send
+from helpers.infra.clients import (
+    KAFKA_LOGGER,
+    batches_to_end,
+    flush_until_reported,
+    make_producer,
+    refused_as_sentence,
+    send,
+)
 from helpers.infra.environment import load_settings
 from helpers.infra.processes import free_port
 from helpers.pipeline.streamsql import compare_rows
@@ -22,6 +29,23 @@ def test_a_queue_that_stays_full_is_a_clear_error_not_a_hang(tmp_path):
         for _ in range(10):
             send(producer, "t", b"v", b"k", 1, timeout=1)
     assert time.monotonic() - started < 5
+
+
+def test_flushing_waits_until_each_message_has_its_report_instead_of_a_fixed_time(tmp_path):
+    """No broker: each message is reported (failed) when message.timeout.ms ends, not before, and
+    flush_until_reported waits for that instead of giving up first; with a shorter wait it says how
+    many are still unreported."""
+    dead = load_settings({"WORKBOOK_STACK": "local", "KAFKA_PORT": str(free_port())}, dotenv=tmp_path / "x")
+    errors: list = []
+    producer = make_producer(dead, {"message.timeout.ms": 3000,
+                                    "on_delivery": lambda err, msg: errors.append(err)})
+    for _ in range(5):
+        producer.produce("t", b"v", b"k")
+    assert flush_until_reported(producer, timeout=0.5) == 5 and errors == []
+    started = time.monotonic()
+    assert flush_until_reported(producer, timeout=30) == 0
+    assert len(errors) == 5 and all(err is not None for err in errors)
+    assert time.monotonic() - started < 10
 
 
 def test_client_logs_go_to_a_silent_python_logger(tmp_path, capfd, caplog):
