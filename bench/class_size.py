@@ -3,7 +3,7 @@
     python -m bench.class_size [--students 30] [--hub]
 
 Starts a class server (secure Kafka, MariaDB) and the class's Flink session
-cluster (helpers/infra/flinkcluster.py, a slot per student) in a temporary
+cluster and its SQL Gateway (helpers/infra/flinkcluster.py, a slot per student) in a temporary
 folder on free ports; with --hub (as root) JupyterHub too, with an account per
 student, to weigh it. Each simulated student is a process chain in their own
 namespace, as a hub server would run it: `workbook ingest`, `topics --reset`,
@@ -13,8 +13,9 @@ first, then all N at once. Then every student's topics are counted and their
 buy signals compared with the reference join computed here from the same
 bars (helpers.core.rules): 0 lost, each buy count equal to the reference.
 Memory is sampled every second: the broker, Flink's JobManager and
-TaskManager, the hub and its proxy, and the students' own processes (their
-Python and their Flink client JVMs). Results: build/bench/class_size.json.
+TaskManager, its SQL Gateway, the hub and its proxy, and the students' own
+processes (Python only: their SQL goes to the gateway, no JVM of theirs).
+Results: build/bench/class_size.json.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from typing import Any
 import psutil
 
 from helpers.classroom.classserver import ClassServer, Student
-from helpers.classroom.hub import Hub, unix_name
+from helpers.classroom.hub import PORTS, Hub, unix_name
 from helpers.core.rules import alerts_frame, buy_signals, variations_frame
 from helpers.core.settings import PROJECT_ROOT
 from helpers.core.validation import validate_bars
@@ -58,8 +59,7 @@ def log(message: str) -> None:
 
 def student_env(server: ClassServer, student: Student, flink: FlinkCluster) -> dict[str, str]:
     """A student's environment, as their hub server has it."""
-    return {**os.environ, **server.student_env(student), "FLINK_CLUSTER": flink.address,
-            "WORKBOOK_PROGRESS": "0"}
+    return {**os.environ, **server.student_env(student), **flink.session_env, "WORKBOOK_PROGRESS": "0"}
 
 
 def run_student(env: dict[str, str], pids: set[int]) -> dict[str, Any]:
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                               **{k: str(v) for k, v in ports.items()}})
     server = ClassServer.for_settings(settings)
     names = [f"s{i:02d}" for i in range(1, args.students + 1)]
-    hub = Hub(server, free_port_block(4))
+    hub = Hub(server, free_port_block(PORTS))
     results: dict[str, Any] = {"students": args.students, "cores": os.cpu_count(),
                                "load_average_start": [round(x, 2) for x in os.getloadavg()]}
     try:
@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"class server up in {results['class_up_s']} s, Flink (and hub) "
             f"{results['flink_up_s']:.1f} s more")
         parts = {"broker": [server.kafka().nodes[0].pid_file],
-                 "flink": [flink.pid_file("jobmanager"), flink.pid_file("taskmanager")]}
+                 "flink": [flink.pid_file("jobmanager"), flink.pid_file("taskmanager")],
+                 "sql_gateway": [flink.pid_file("sql-gateway")]}
         if args.hub:
             parts["hub"] = [hub.pid_file]
         with MemorySampler(parts) as sampler:

@@ -1,10 +1,16 @@
 """Processes for the tests: seen from /proc (nothing outlives a stack), and the `workbook` command."""
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from helpers.core.settings import PROJECT_ROOT
+from helpers.core.settings import PROJECT_ROOT, Settings
+from helpers.infra.flinkcluster import FlinkCluster
+from helpers.infra.processes import free_port
 
 
 def processes_using(folder) -> list[str]:
@@ -38,3 +44,24 @@ def enterable_by_all(path: Path) -> None:
         mode = os.stat(folder).st_mode
         if not mode & 0o001:
             os.chmod(folder, mode | 0o001)
+
+
+@contextmanager
+def class_flink(settings: Settings, slots: int = 2) -> Iterator[FlinkCluster]:
+    """A class's Flink session cluster with its SQL Gateway, as `class up --hub` starts it, in a
+    folder of its own (as root it runs as its own account, which must reach the venv's launchers
+    and the connector jar); stopped and removed at the end."""
+    root = Path(tempfile.mkdtemp(prefix="workbook-flink-"))
+    os.chmod(root, 0o755)
+    enterable_by_all(PROJECT_ROOT)
+    enterable_by_all(settings.flink_connector_jar.parent)
+    (jar,) = (settings.state_dir / "libs" / "flink-gateway").glob("flink-sql-gateway-*.jar")
+    cluster = FlinkCluster(root / "flink", free_port(), slots=slots, gateway_port=free_port(),
+                           gateway_jar=jar)
+    try:
+        cluster.start()
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -2,7 +2,9 @@
 
 `workbook class up --hub` (as root) starts, next to the class server's Kafka
 and MariaDB:
-- a Flink session cluster for everybody's SQL (helpers/infra/flinkcluster.py);
+- a Flink session cluster for everybody's SQL and its SQL Gateway, so a
+  student's session sends SQL over REST and runs no JVM of its own
+  (helpers/infra/flinkcluster.py, helpers/pipeline/flinkgateway.py);
 - JupyterHub on `http://<host>:<port>/`, with its proxy (configurable-http-proxy
   from npm). Each student logs in with the id and the first password of the
   hand-out sheet (`<state>/class/hub/handout.csv`, readable by root only), and
@@ -11,13 +13,14 @@ and MariaDB:
   server runs, when each was last active; open, stop or start any server.
 - one Unix account per student, `wb-<id>`, home readable by its owner only,
   holding `course/` (the notebooks as students get them, no solutions) and
-  `.env` (their namespace, logins and the CA, plus FLINK_CLUSTER). Their server
+  `.env` (their namespace, logins and the CA, plus FLINK_CLUSTER and
+  FLINK_GATEWAY). Their server
   runs as that account, with WORKBOOK_DOTENV pointing at that `.env`.
 The server's own folders (Kafka's and MariaDB's data, the keys, the hub's
 database) and the instructor's `solutions/` and `build/` become readable by
 root only, so no student reads another's data or the answers from disk.
 Ports: the hub on `port`, its API on port+1, the proxy's API on port+2,
-Flink's REST API on port+3.
+Flink's REST API on port+3, its SQL Gateway on port+4.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from helpers.infra.prereqs import ensure_programs
 from helpers.infra.processes import log_tail, run_command, running_process, start_detached, stop_process
 
 PROXY_PACKAGE = "configurable-http-proxy@5.3.0"
+PORTS = 5     # from `port` on: the hub, its API, the proxy's API, Flink's REST API, the SQL Gateway
 UNIX_PREFIX = "wb-"
 INSTRUCTOR = "admin"
 COURSE_FILES = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb")) + [PROJECT_ROOT / "notebooks" /
@@ -74,10 +78,13 @@ class Hub:
 
     @property
     def flink(self) -> FlinkCluster:
-        """The class's Flink cluster, a slot per student and two spare."""
+        """The class's Flink cluster, a slot per student and two spare, and its SQL Gateway."""
         secrets = self.server.root / "secrets.json"        # read, never made here (`class down`)
         students = len(json.loads(secrets.read_text())["students"]) if secrets.is_file() else 0
-        return FlinkCluster(self.server.root / "flink", self.port + 3, slots=students + 2)
+        libs = self.server.settings.state_dir / "libs" / "flink-gateway"
+        jars = sorted(libs.glob("flink-sql-gateway-*.jar"))
+        return FlinkCluster(self.server.root / "flink", self.port + 3, slots=students + 2,
+                            gateway_port=self.port + 4, gateway_jar=jars[-1] if jars else None)
 
     @property
     def pid_file(self) -> Path:
@@ -102,7 +109,7 @@ class Hub:
         flink.start()
         accounts = self.passwords([s.name for s in students])
         for student in students:
-            self.make_account(student, flink.address)
+            self.make_account(student, flink)
         self.lock_down()
         proxy = self.proxy_command()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -135,7 +142,7 @@ class Hub:
         write_private(path, json.dumps(data, indent=1))
         return data
 
-    def make_account(self, student: Student, flink_address: str) -> None:
+    def make_account(self, student: Student, flink: FlinkCluster) -> None:
         """The student's Unix account, its private home, their `.env` and a copy of the course."""
         name = unix_name(student.name)
         try:
@@ -146,7 +153,7 @@ class Hub:
         entry = pwd.getpwnam(name)
         home = Path(entry.pw_dir)
         os.chmod(home, 0o700)
-        env = {**self.server.student_env(student), "FLINK_CLUSTER": flink_address}
+        env = {**self.server.student_env(student), **flink.session_env}
         lines = [f"# {student.name}'s settings on the class server (private: it holds your passwords).",
                  *(f"{k}={v}" for k, v in env.items())]
         write_private(home / ".env", "\n".join(lines) + "\n")

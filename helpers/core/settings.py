@@ -221,6 +221,7 @@ class Settings:
     smtp_to: str = "student@localhost"
     connect_url: str = "http://127.0.0.1:8083"   # Kafka Connect's REST API (notebook 12); '' = none
     flink_cluster: str = ""        # host:port of a shared Flink session cluster's REST API; '' = local Flink
+    flink_gateway: str = ""        # host:port of that cluster's SQL Gateway; '' = SQL planned by a local JVM
 
     @property
     def connect_port(self) -> int:
@@ -288,10 +289,22 @@ def check_namespace(raw: str) -> str:
     return raw
 
 
-def check_flink_cluster(raw: str) -> str:
-    """FLINK_CLUSTER is '' (Flink runs locally) or host:port of a session cluster's REST API."""
+def check_flink_cluster(raw: str, name: str = "FLINK_CLUSTER",
+                        what: str = "a Flink cluster's REST API") -> str:
+    """FLINK_CLUSTER is '' (Flink runs locally) or host:port of a session cluster's REST API (and
+    FLINK_GATEWAY of its SQL Gateway)."""
     if raw and not re.fullmatch(r"[A-Za-z0-9.\-]{1,253}:\d{1,5}", raw):
-        raise ConfigError(f"FLINK_CLUSTER must be host:port of a Flink cluster's REST API, got {raw!r}.")
+        raise ConfigError(f"{name} must be host:port of {what}, got {raw!r}.")
+    return raw
+
+
+def check_flink_gateway(raw: str, cluster: str) -> str:
+    """FLINK_GATEWAY is '' or host:port of a SQL Gateway, whose jobs run on FLINK_CLUSTER: both or
+    neither (`class up --hub` writes both into each student's .env)."""
+    check_flink_cluster(raw, "FLINK_GATEWAY", "a Flink SQL Gateway's REST API")
+    if bool(raw) != bool(cluster):
+        raise ConfigError("FLINK_CLUSTER and FLINK_GATEWAY go together: the class's SQL Gateway plans "
+                          "the SQL, its cluster runs the jobs; set both or neither.")
     return raw
 
 
@@ -365,4 +378,5 @@ def settings_from(values: Mapping[str, str], docker_answers: Callable[[], bool])
         # an external stack (a class server) has Kafka Connect only where CONNECT_URL says
         connect_url=get("CONNECT_URL") or ("" if stack == "external" else f"http://127.0.0.1:{connect_port}"),
         flink_cluster=check_flink_cluster(get("FLINK_CLUSTER", "").strip()),
+        flink_gateway=check_flink_gateway(get("FLINK_GATEWAY", "").strip(), get("FLINK_CLUSTER", "").strip()),
     )

@@ -111,9 +111,11 @@ def kafka_security_from_env() -> KafkaSecurity:
     return parse_kafka_security(os.environ.get)
 
 
-def flink_target_from_env() -> tuple[str, str]:
-    """(FLINK_CLUSTER, WORKBOOK_STUDENT) from this process's environment alone (a Flink session)."""
-    return os.environ.get("FLINK_CLUSTER", ""), os.environ.get("WORKBOOK_STUDENT", "")
+def flink_target_from_env() -> tuple[str, str, str]:
+    """(FLINK_CLUSTER, WORKBOOK_STUDENT, FLINK_GATEWAY) from this process's environment alone (a Flink
+    session)."""
+    return (os.environ.get("FLINK_CLUSTER", ""), os.environ.get("WORKBOOK_STUDENT", ""),
+            os.environ.get("FLINK_GATEWAY", ""))
 
 
 def commands_on_path() -> None:

@@ -42,6 +42,7 @@ MB_PER_SLOT = 48              # a buy join's heap and network buffers (measured 
 TASKMANAGER_BASE_MB = 1024    # the TaskManager's JVM, framework and metaspace before any job
 JOBMANAGER_MB = 768
 RESTART_ATTEMPTS = 3
+GATEWAY_IDLE_TIMEOUT = "4 h"   # a gateway session unused this long is closed (Flink's default: 10 min)
 LOG4J = """rootLogger.level = WARN
 rootLogger.appenderRef.main.ref = MainAppender
 appender.main.name = MainAppender
@@ -65,11 +66,28 @@ class FlinkCluster:
     root: Path
     rest_port: int
     slots: int = 32
+    gateway_port: int = 0              # its SQL Gateway's REST API (0: no gateway)
+    gateway_jar: Path | None = None    # flink-sql-gateway-<version>.jar (stack/pom.xml)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Its processes: a jobmanager, a taskmanager and, with a gateway port, the sql-gateway."""
+        return ("jobmanager", "taskmanager", *(("sql-gateway",) if self.gateway_port else ()))
+
+    @property
+    def gateway_address(self) -> str:
+        """host:port of the SQL Gateway: what FLINK_GATEWAY says to the students' sessions ('' if none)."""
+        return f"127.0.0.1:{self.gateway_port}" if self.gateway_port else ""
 
     @property
     def address(self) -> str:
         """host:port of the REST API: what FLINK_CLUSTER says to the students' sessions."""
         return f"127.0.0.1:{self.rest_port}"
+
+    @property
+    def session_env(self) -> dict[str, str]:
+        """What a student's Flink session needs to send its SQL here (their `.env` holds it)."""
+        return {"FLINK_CLUSTER": self.address, "FLINK_GATEWAY": self.gateway_address}
 
     @property
     def taskmanager_mb(self) -> int:
@@ -94,6 +112,11 @@ class FlinkCluster:
                                  "fixed-delay": {"attempts": RESTART_ATTEMPTS, "delay": "10 s"}},
             "io": {"tmp": {"dirs": str(self.root / "tmp")}},
             "parallelism": {"default": 1},
+            # the gateway submits to this cluster; a session a kernel left open is closed after a lesson
+            "execution": {"target": "remote"},
+            "sql-gateway": {"endpoint": {"rest": {"address": "127.0.0.1", "bind-address": "127.0.0.1",
+                                                  "port": self.gateway_port}},
+                            "session": {"idle-timeout": GATEWAY_IDLE_TIMEOUT}},
         }
         return json.dumps(settings, indent=1)      # JSON is YAML
 
@@ -114,22 +137,27 @@ class FlinkCluster:
 
     def running(self) -> bool:
         """True while both processes run."""
-        return all(running_process(self.pid_file(role)) for role in ("jobmanager", "taskmanager"))
+        return all(running_process(self.pid_file(role)) for role in self.roles)
 
     def start(self) -> bool:
         """Start the cluster unless it runs; True when it was started."""
         if self.running():
             return False
         self.stop()
-        for folder in ("conf", "log", "tmp"):
+        for folder in ("conf", "log", "tmp", "opt"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
+        if self.gateway_port:          # sql-gateway.sh looks for its jar in FLINK_OPT_DIR
+            if self.gateway_jar is None or not self.gateway_jar.is_file():
+                raise StackError(f"The Flink SQL Gateway jar is missing ({self.gateway_jar}); run `make up`.")
+            shutil.copy2(self.gateway_jar, self.root / "opt" / self.gateway_jar.name)
         (self.root / "conf" / "config.yaml").write_text(self.config(free_port()))
         (self.root / "conf" / "log4j-console.properties").write_text(LOG4J)
         user = as_flink_user(self.root)
         if user:
             require_readable(flink_bin() / "jobmanager.sh", who=f"The class's Flink account {FLINK_USER}")
-        env = child_env(FLINK_CONF_DIR=str(self.root / "conf"), FLINK_LOG_DIR=str(self.root / "log"))
-        for role in ("jobmanager", "taskmanager"):
+        env = child_env(FLINK_CONF_DIR=str(self.root / "conf"), FLINK_LOG_DIR=str(self.root / "log"),
+                        FLINK_OPT_DIR=str(self.root / "opt"))
+        for role in self.roles:
             start_detached([*user, str(flink_bin() / f"{role}.sh"), "start-foreground"],
                            self.log(role), self.pid_file(role), env=env)
         return True
@@ -142,11 +170,14 @@ class FlinkCluster:
     def wait_ready(self, timeout: float = 90) -> dict:
         """Wait until the TaskManager has registered its slots; raise with the log when a process died."""
         def ready() -> bool:
-            for role in ("jobmanager", "taskmanager"):
+            for role in self.roles:
                 if not running_process(self.pid_file(role)):
                     raise StackError(f"The class's Flink {role} stopped while starting"
                                      f"{log_tail(self.log(role))}")
             try:
+                if self.gateway_port:
+                    with urllib.request.urlopen(f"http://{self.gateway_address}/v3/info", timeout=5):
+                        pass
                 return self.overview()["slots-total"] >= self.slots
             except OSError:
                 return False
@@ -159,8 +190,9 @@ class FlinkCluster:
         return cluster_jobs(self.address)
 
     def stop(self) -> bool:
-        """Stop both processes; True when one ran."""
-        return bool(stop_processes([self.pid_file("jobmanager"), self.pid_file("taskmanager")]))
+        """Stop its processes (a gateway too, whatever gateway_port says now); True when one ran."""
+        every = ("jobmanager", "taskmanager", "sql-gateway")
+        return bool(stop_processes([self.pid_file(role) for role in every]))
 
 
 def cluster_jobs(address: str) -> list[dict]:

@@ -9,9 +9,11 @@ added through `pipeline.jars`; the SQL itself lives in `ksql/flink/` and is
 filled by `load_sql`, like the ksqlDB files. On a shared cluster the tables
 log in with the workbook's Kafka security settings (`kafka_login`): the job
 process gets them through its environment, never its command line. With
-FLINK_CLUSTER set (a class hub's servers), the session's JVM only plans the
-SQL: the jobs run on that session cluster (helpers/infra/flinkcluster.py),
-each named after its student (`FlinkTarget`).
+FLINK_CLUSTER and FLINK_GATEWAY set (a class hub's servers), the session
+starts no JVM: it sends the SQL to that cluster's SQL Gateway
+(helpers/pipeline/flinkgateway.py), and the jobs run on the class's session
+cluster (helpers/infra/flinkcluster.py), each named after its student
+(`FlinkTarget`).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from helpers.core.rules import VARIATION_THRESHOLD, check_variation_threshold
 from helpers.core.settings import KafkaSecurity, mask_secrets
 from helpers.infra.clients import security_conf
 from helpers.infra.environment import child_env, flink_target_from_env, kafka_security_from_env
+from helpers.pipeline.flinkgateway import GatewayRun, GatewayWorkspace
 from helpers.pipeline.sqlfiles import WithOptions, load_sql
 
 if TYPE_CHECKING:
@@ -57,6 +60,9 @@ IDLE_TIMEOUT = "0 ms"
 # (Flink's default: 100 ms). The join's input rows cross one such buffer; at 1,000 bars/s
 # 10 ms took ~50 ms off every buy signal's latency (`make bench`) at no measurable cost.
 BUFFER_TIMEOUT = "10 ms"
+# what every session's tables and jobs are given, locally or through the class's gateway
+TABLE_CONFIG = {"table.local-time-zone": "UTC", "table.exec.source.idle-timeout": IDLE_TIMEOUT,
+                "execution.buffer-timeout.interval": BUFFER_TIMEOUT}
 LOG_DIR = Path(tempfile.gettempdir()) / f"workbook-flink-logs-{os.getuid()}"   # one per account
 # the connector jar relocates the Kafka client: JAAS must name the shaded login modules
 SHADED = "org.apache.flink.kafka.shaded."
@@ -95,19 +101,22 @@ def flink_job_env(level: str = "WARN") -> dict[str, str]:
 @dataclass(frozen=True)
 class FlinkTarget:
     """Where a session's jobs run: its own local Flink (cluster '') or a shared session cluster's REST
-    API at host:port, each job named after its owner so the class's jobs can be told apart."""
+    API at host:port, each job named after its owner so the class's jobs can be told apart. With a
+    `gateway` (the cluster's SQL Gateway), the session sends its SQL there and starts no JVM."""
 
     cluster: str = ""
     owner: str = ""
+    gateway: str = ""
 
     @classmethod
     def from_env(cls) -> FlinkTarget:
-        """The target the parent gave this session process (FLINK_CLUSTER, WORKBOOK_STUDENT)."""
+        """The target the parent gave this session process (FLINK_CLUSTER, WORKBOOK_STUDENT,
+        FLINK_GATEWAY)."""
         return cls(*flink_target_from_env())
 
     def as_env(self) -> dict[str, str]:
         """The variables `from_env` reads."""
-        return {"FLINK_CLUSTER": self.cluster, "WORKBOOK_STUDENT": self.owner}
+        return {"FLINK_CLUSTER": self.cluster, "WORKBOOK_STUDENT": self.owner, "FLINK_GATEWAY": self.gateway}
 
     def job_name(self, what: str) -> str:
         """`what`, after its owner's name and before the session's pid: `alice: buy join (pid 4242)`."""
@@ -144,28 +153,18 @@ def process_alive(pid: int) -> bool:
 
 def create_table_env(jar_path: str | Path, parallelism: int = 1, target: FlinkTarget = FlinkTarget()) -> Any:
     """A streaming TableEnvironment (UTC) that can read and write Kafka through `jar_path`; its jobs run
-    in a local Flink, or on `target`'s cluster (the jar goes along with each job)."""
+    in a local Flink (a class's cluster gets its SQL from its gateway: flinkgateway)."""
     jar = Path(jar_path).resolve()
     if not jar.is_file():
         raise InputError(f"The Flink Kafka connector jar is missing: {jar}; run `make up`.")
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    settings = EnvironmentSettings.new_instance().in_streaming_mode()
-    if target.cluster:
-        host, port = target.cluster.rsplit(":", 1)
-        from pyflink.common import Configuration
-
-        remote = Configuration()
-        for key, value in {"execution.target": "remote", "rest.address": host, "rest.port": port}.items():
-            remote.set_string(key, value)
-        settings = settings.with_configuration(remote)
-    t_env = TableEnvironment.create(settings.build())
+    t_env = TableEnvironment.create(EnvironmentSettings.new_instance().in_streaming_mode().build())
     conf = t_env.get_config()
     conf.set("pipeline.jars", jar.as_uri())
     conf.set("parallelism.default", str(parallelism))
-    conf.set("table.local-time-zone", "UTC")
-    conf.set("table.exec.source.idle-timeout", IDLE_TIMEOUT)
-    conf.set("execution.buffer-timeout.interval", BUFFER_TIMEOUT)
+    for key, value in TABLE_CONFIG.items():
+        conf.set(key, value)
     conf.set("pipeline.name", target.job_name("sql"))
     return t_env
 
@@ -291,12 +290,16 @@ def run_buy_join(jar_path: str | Path, bootstrap_servers: str, *,
                  alerts_topic: str = schemas.ALERTS, variations_topic: str = schemas.VARIATIONS,
                  buy_topic: str = schemas.BUY, group_id: str = GROUP_ID,
                  until_caught_up: bool = True, parallelism: int = 1,
-                 security: KafkaSecurity = KafkaSecurity(), target: FlinkTarget = FlinkTarget()) -> FlinkRun:
-    """Start the Flink buy join; until_caught_up waits for it to reach the topics' end."""
+                 security: KafkaSecurity = KafkaSecurity(), target: FlinkTarget = FlinkTarget(),
+                 gateway: GatewayWorkspace | None = None) -> FlinkRun | GatewayRun:
+    """Start the Flink buy join; until_caught_up waits for it to reach the topics' end. With a
+    `gateway`, the class's SQL Gateway plans it and no JVM starts here."""
     started = time.perf_counter()
     check_topics(bootstrap_servers, alerts_topic, variations_topic, buy_topic, security=security)
     ddl, insert = render_buy_sql(bootstrap_servers, variation_threshold, alerts_topic,
                                  variations_topic, buy_topic, group_id, until_caught_up, security)
+    if gateway is not None:
+        return gateway.buy_join(str(jar_path), ddl, insert, until_caught_up)
     t_env = create_table_env(jar_path, parallelism, target)
     t_env.get_config().set("pipeline.name", target.job_name("buy join"))
     env_s = time.perf_counter() - started
@@ -396,7 +399,7 @@ class FlinkSession:
 
 def flink_session(wb: Workbook) -> FlinkSession:
     """The Workbook's Flink session, started on first use (again if it died), closed with the Workbook."""
-    target = FlinkTarget(wb.settings.flink_cluster, wb.settings.namespace)
+    target = FlinkTarget(wb.settings.flink_cluster, wb.settings.namespace, wb.settings.flink_gateway)
 
     def start() -> FlinkSession:
         target.cancel_orphans()
@@ -434,9 +437,9 @@ class FlinkJob:
             self.continuous = False
 
     def __str__(self) -> str:
-        s = self.stats
-        return (f"Flink job {s.get('job_id', '?')}: submitted in {s.get('submit_s', 0):.1f} s, "
-                f"JVM peak {s.get('jvm_peak_rss_mb') or 0:.0f} MiB")
+        s, jvm = self.stats, self.stats.get("jvm_peak_rss_mb")
+        return (f"Flink job {s.get('job_id', '?')}: submitted in {s.get('submit_s', 0):.1f} s"
+                + (f", JVM peak {jvm:.0f} MiB" if jvm else ""))     # none measured yet, or no JVM here
 
 
 class SqlWorkspace:
@@ -503,12 +506,18 @@ class SqlWorkspace:
         run = FlinkRun(result, job_id, env_s, time.perf_counter() - started, started=started)
         return (run.wait() if bounded else run), columns
 
+    def close(self) -> None:
+        """Cancel the INSERT jobs left running."""
+        for result in self.running:
+            with contextlib.suppress(Exception):
+                result.get_job_client().cancel().result()
+
 
 def serve(requests: IO[str], answers: IO[str]) -> None:
     """The session's loop: run each request, answer with JSON lines, cancel everything at the end."""
-    runs: dict[int, FlinkRun] = {}
+    runs: dict[int, FlinkRun | GatewayRun] = {}
 
-    def say(request: int, event: str, run: FlinkRun | None = None, **extra: Any) -> None:
+    def say(request: int, event: str, run: FlinkRun | GatewayRun | None = None, **extra: Any) -> None:
         facts = {"job_id": run.job_id, "env_s": run.env_s, "submit_s": run.submit_s,
                  "wall_s": run.wall_s, "jvm_peak_rss_mb": run.jvm_peak_rss_mb} if run else {}
         answers.write(json.dumps({"id": request, "event": event, **facts, **extra}) + "\n")
@@ -516,7 +525,9 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
 
     security = kafka_security_from_env()            # set by FlinkSession from the parent's settings
     target = FlinkTarget.from_env()
-    workspace = SqlWorkspace(security, target)
+    gateway = GatewayWorkspace(target.gateway, target.cluster, kafka_login(security), TABLE_CONFIG,
+                               target.job_name) if target.gateway else None
+    workspace = gateway or SqlWorkspace(security, target)
     for line in requests:
         command = json.loads(line)
         request = command["id"]
@@ -526,7 +537,7 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
                                    variation_threshold=command["threshold"], alerts_topic=command["alerts"],
                                    variations_topic=command["variations"], buy_topic=command["buy"],
                                    group_id=command["group"], until_caught_up=command["until_caught_up"],
-                                   security=security, target=target)
+                                   security=security, target=target, gateway=gateway)
                 if command["until_caught_up"]:
                     say(request, "finished", run)
                 else:
@@ -553,9 +564,7 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
     for run in runs.values():                       # the parent is gone: leave nothing running
         with contextlib.suppress(Exception):
             run.cancel()
-    for result in workspace.running:
-        with contextlib.suppress(Exception):
-            result.get_job_client().cancel().result()
+    workspace.close()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers.classroom.classserver import ClassServer
-from helpers.classroom.hub import Hub, unix_name
+from helpers.classroom.hub import PORTS, Hub, unix_name
 from helpers.core.settings import PROJECT_ROOT
 from helpers.infra.environment import load_settings
 from helpers.infra.processes import free_port, free_port_block
@@ -50,7 +50,7 @@ def hub(settings, artifacts):
                                 "KAFKA_PORT": str(kafka), "KAFKA_CONTROLLER_PORT": str(controller),
                                 "MYSQL_PORT": str(mysql)})
     server = ClassServer.for_settings(instructor)
-    the_hub = Hub(server, free_port_block(4))     # the hub, its API, the proxy's, Flink's
+    the_hub = Hub(server, free_port_block(PORTS))     # the hub, its API, the proxy's, Flink's
     try:
         handout = the_hub.up(server.up(list(STUDENTS)))
         with open(handout) as sheet:

@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pymysql
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -45,7 +46,7 @@ from helpers.core.validation import validate_bars
 from helpers.core.waiting import wait_until
 from helpers.infra.clients import client_conf, make_admin, make_consumer, make_producer
 from helpers.infra.environment import load_settings
-from helpers.infra.flinkcluster import FlinkCluster, cluster_jobs
+from helpers.infra.flinkcluster import cluster_jobs
 from helpers.infra.kafka_tools import kafka_tool_output
 from helpers.infra.limits import MB
 from helpers.infra.processes import free_port, running_process
@@ -56,7 +57,7 @@ from helpers.pipeline.streamsql import compare_rows, read_buy
 from helpers.pipeline.topics import delete_topics, ensure_topics, topic_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from processes import enterable_by_all, processes_using, run_workbook  # noqa: E402
+from processes import class_flink, processes_using, run_workbook  # noqa: E402
 
 pytestmark = pytest.mark.integration
 REFUSED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
@@ -513,17 +514,16 @@ def test_a_student_runs_the_kafka_tools_logged_in_through_a_file_that_goes_away(
     assert list(tmp_path.iterdir()) == []                    # every login file went with its tool
 
 
-def test_the_shared_flink_cluster_runs_a_students_join_named_after_them_and_cancels_her_orphans(classroom):
-    """What a hub's servers do: FLINK_CLUSTER sends the join to the class's session cluster, where it
-    is named after the student; a job whose session was killed is cancelled by her next session."""
+def test_the_class_flink_runs_a_students_join_named_after_them_with_no_jvm_of_hers_and_cancels_orphans(
+        classroom):
+    """What a hub's servers do: FLINK_GATEWAY sends the join to the class's SQL Gateway, which runs it
+    on the class's session cluster, named after the student; her own processes start no JVM. A job
+    whose session was killed is cancelled by her next session."""
     server, students, _ = classroom
-    enterable_by_all(PROJECT_ROOT)          # the cluster runs the venv's launchers as its own account
-    cluster = FlinkCluster(server.root / "flink", free_port(), slots=3)
-    cluster.start()
-    try:
-        overview = cluster.wait_ready()
+    with class_flink(server.settings, slots=3) as cluster:
+        overview = cluster.overview()
         assert overview["slots-total"] == 3 and overview["taskmanagers"] == 1
-        env = {**student_env(server, students["alice"]), "FLINK_CLUSTER": cluster.address}
+        env = {**student_env(server, students["alice"]), **cluster.session_env}
         run_pipeline(env, THRESHOLDS["alice"])
         jobs = cluster_jobs(cluster.address)
         joins = [j["state"] for j in jobs if j["name"].startswith("alice: buy join (pid ")]
@@ -543,6 +543,8 @@ def test_the_shared_flink_cluster_runs_a_students_join_named_after_them_and_canc
 
         wait_until(running, 180, "alice's continuous join to run on the cluster")
         (orphan,) = running()
+        hers = psutil.Process(command.pid).children(recursive=True)
+        assert hers and not [p for p in hers if p.name().startswith("java")], hers
         session = int(orphan["name"].rsplit("pid ", 1)[1].rstrip(")"))
         os.kill(session, signal.SIGKILL)             # a kernel killed: nobody cancels its job
         command.kill()
@@ -550,5 +552,3 @@ def test_the_shared_flink_cluster_runs_a_students_join_named_after_them_and_canc
         assert FlinkTarget(cluster.address, "bob").cancel_orphans() == []      # not his to cancel
         assert FlinkTarget(cluster.address, "alice").cancel_orphans() == [orphan["name"]]
         wait_until(lambda: not running(), 60, "the orphan to be cancelled")
-    finally:
-        cluster.stop()

@@ -2,7 +2,9 @@
 a compacted topic compacted by the broker, a live query that stops by itself, refusals in one sentence."""
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,14 +16,20 @@ from helpers.pipeline.sources import fetch_synthetic
 from helpers.pipeline.sqlcell import SqlResult, course_sql, register_lesson_tables, run_sql
 from helpers.pipeline.topics import compact_now, records_in, table_from_topic
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import class_flink  # noqa: E402
+
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def lesson(settings):
+@pytest.fixture(scope="module", params=["local Flink", "class SQL Gateway"])
+def lesson(request, settings):
     """A namespace of its own with synthetic minute bars in its pricelist and the lesson tables
-    declared in one Workbook's Flink session (one JVM for every test of the module)."""
+    declared in one Workbook's Flink session: on a laptop, one JVM for every test of the module; on a
+    class server, a session of the class's SQL Gateway (and no JVM of the student's)."""
+    import dataclasses
     import uuid
+    from contextlib import ExitStack
 
     from helpers.infra.clients import make_admin
     from helpers.pipeline.topics import delete_topics, ensure_topics
@@ -31,7 +39,12 @@ def lesson(settings):
     ensure_topics(admin, mine.topics.all)
     bars = fetch_synthetic(n_tickers=3, n_bars=150, seed=9)
     replay_bars(bars, settings=mine, progress=False)
-    with Workbook(mine) as wb:
+    with ExitStack() as stack:
+        if request.param == "class SQL Gateway":
+            cluster = stack.enter_context(class_flink(mine))
+            mine = dataclasses.replace(mine, flink_cluster=cluster.address,
+                                       flink_gateway=cluster.gateway_address)
+        wb = stack.enter_context(Workbook(mine))
         register_lesson_tables(wb, mine)
         yield wb, bars
     delete_topics(admin, [t for t in admin.list_topics(timeout=10).topics if t.startswith(mine.prefix)])
@@ -86,3 +99,17 @@ def test_a_refused_statement_is_one_sentence_that_quotes_the_line(lesson):
         run_sql(wb, "SELECT ticker,\n  clsoe\nFROM bars")
     assert str(refused.value).startswith("Flink SQL refused the statement at line 2, column 3 (`clsoe`): ")
     assert "\n" not in str(refused.value)
+
+
+def test_a_students_session_runs_a_jvm_only_without_the_class_gateway(lesson):
+    """With FLINK_GATEWAY the student's session sends SQL over REST: no JVM of its own (the memory a
+    class of 30 saves); on a laptop its JVM runs Flink itself."""
+    import psutil
+
+    from helpers.pipeline.flinksql import flink_session
+
+    wb, _ = lesson
+    run_sql(wb, "SELECT ticker FROM bars WHERE ticker = 'nobody'")
+    session = psutil.Process(flink_session(wb).proc.pid)
+    jvms = [p for p in session.children(recursive=True) if p.name().startswith("java")]
+    assert len(jvms) == (0 if wb.settings.flink_gateway else 1), session.children(recursive=True)

@@ -28,10 +28,23 @@ def test_a_flink_cluster_that_is_not_host_and_port_is_refused_in_one_sentence(ra
         check_flink_cluster(raw)
 
 
-def test_settings_read_flink_cluster_and_default_to_local_flink(tmp_path):
-    assert load_settings({}, tmp_path / "none.env").flink_cluster == ""
-    assert load_settings({"FLINK_CLUSTER": "127.0.0.1:8003"}, tmp_path / "none.env").flink_cluster \
-        == "127.0.0.1:8003"
+def test_settings_read_the_cluster_and_its_gateway_and_default_to_local_flink(tmp_path):
+    local = load_settings({}, tmp_path / "none.env")
+    assert (local.flink_cluster, local.flink_gateway) == ("", "")
+    shared = load_settings({"FLINK_CLUSTER": "127.0.0.1:8003", "FLINK_GATEWAY": "127.0.0.1:8004"},
+                           tmp_path / "none.env")
+    assert (shared.flink_cluster, shared.flink_gateway) == ("127.0.0.1:8003", "127.0.0.1:8004")
+
+
+@pytest.mark.parametrize("given", [{"FLINK_CLUSTER": "127.0.0.1:8003"}, {"FLINK_GATEWAY": "127.0.0.1:8004"}])
+def test_a_cluster_without_its_gateway_or_a_gateway_alone_is_refused_in_one_sentence(tmp_path, given):
+    with pytest.raises(ConfigError, match=r"^FLINK_CLUSTER and FLINK_GATEWAY go together: [^\n]*\.$"):
+        load_settings(given, tmp_path / "none.env")
+
+
+def test_a_gateway_that_is_not_host_and_port_is_refused_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"^FLINK_GATEWAY must be host:port of a Flink SQL Gateway"):
+        load_settings({"FLINK_CLUSTER": "127.0.0.1:8003", "FLINK_GATEWAY": "8004"}, tmp_path / "none.env")
 
 
 def test_workbook_dotenv_names_the_env_file_a_hub_server_reads(tmp_path, monkeypatch):
@@ -65,6 +78,17 @@ def test_the_taskmanager_grows_with_the_slots_and_everything_stays_on_127_0_0_1(
     assert set(hosts) == {"127.0.0.1"}
     assert cluster.address == "127.0.0.1:18081"
     assert config["restart-strategy"]["type"] == "fixed-delay"      # a job failing as it starts, retried
+    assert cluster.roles == ("jobmanager", "taskmanager") and cluster.gateway_address == ""
+
+
+def test_a_cluster_with_a_gateway_runs_it_on_127_0_0_1_and_tells_the_students_both_addresses(tmp_path):
+    cluster = FlinkCluster(tmp_path, 18081, slots=4, gateway_port=18082, gateway_jar=tmp_path / "g.jar")
+    config = json.loads(cluster.config(rpc_port=16123))
+    endpoint = config["sql-gateway"]["endpoint"]["rest"]
+    assert (endpoint["bind-address"], endpoint["port"]) == ("127.0.0.1", 18082)
+    assert config["execution"]["target"] == "remote"     # the gateway submits to this cluster
+    assert cluster.roles[-1] == "sql-gateway"
+    assert cluster.session_env == {"FLINK_CLUSTER": "127.0.0.1:18081", "FLINK_GATEWAY": "127.0.0.1:18082"}
 
 
 def test_a_folder_is_readable_by_all_only_when_every_folder_above_may_be_entered(tmp_path):
