@@ -5,14 +5,17 @@ about 0.6 GB at peak, helpers/pipeline/flinksql.py). On a class server with a
 hub, 30 such JVMs would need ~18 GB, so `workbook class up --hub` starts one
 standalone session cluster instead, with the launchers the `apache-flink`
 package ships (`pyflink/bin/jobmanager.sh`, `taskmanager.sh`): a JobManager
-and one TaskManager with a slot per student, bound to 127.0.0.1. The hub's
-servers get FLINK_CLUSTER=127.0.0.1:<port>, and their sessions submit their
-jobs there, each named after its student (`alice: buy join`).
+and one TaskManager with a slot per student, bound to 127.0.0.1, and with a
+gateway port its SQL Gateway (`sql-gateway.sh`, its jar from stack/pom.xml).
+The hub's servers get FLINK_CLUSTER and FLINK_GATEWAY (`session_env`): their
+sessions send their SQL to the gateway, which plans it and submits the jobs
+here, each named after its student (`alice: buy join`).
 
-Flink's REST API has no logins: anyone on the machine may list or cancel the
-class's jobs. Run as root, the cluster therefore runs as the system user
-`workbook-flink`, so that the SQL a student submits (which runs inside it)
-can read only what every account may read, not the class's secrets.
+Flink's REST API and the gateway have no logins: anyone on the machine may
+list or cancel the class's jobs. Run as root, the cluster and its gateway
+therefore run as the system user `workbook-flink`, so that the SQL a student
+submits (which runs inside them) can read only what every account may read,
+not the class's secrets.
 """
 from __future__ import annotations
 
@@ -136,7 +139,7 @@ class FlinkCluster:
         return self.root / "log" / f"{role}.out"
 
     def running(self) -> bool:
-        """True while both processes run."""
+        """True while all its processes run."""
         return all(running_process(self.pid_file(role)) for role in self.roles)
 
     def start(self) -> bool:
@@ -168,7 +171,8 @@ class FlinkCluster:
             return json.load(answer)
 
     def wait_ready(self, timeout: float = 90) -> dict:
-        """Wait until the TaskManager has registered its slots; raise with the log when a process died."""
+        """Wait until the TaskManager has registered its slots and the gateway answers; raise with the log
+        when a process died."""
         def ready() -> bool:
             for role in self.roles:
                 if not running_process(self.pid_file(role)):

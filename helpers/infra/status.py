@@ -272,6 +272,8 @@ def status_stream_sql(settings: Settings) -> ServiceStatus:
             return ServiceStatus("stream-sql", settings.ksqldb_url, False, "",
                                  f"ksqlDB does not answer at {settings.ksqldb_url}: {start_hint(settings)}.")
         return ServiceStatus("stream-sql", settings.ksqldb_url, True, f"ksqlDB {info.get('version', '?')}")
+    if settings.flink_gateway:
+        return status_flink_gateway(settings)
     from importlib.metadata import PackageNotFoundError, version
 
     where = "local Flink session per notebook (PyFlink)"
@@ -282,6 +284,27 @@ def status_stream_sql(settings: Settings) -> ServiceStatus:
     up = settings.flink_connector_jar.is_file()
     return ServiceStatus("stream-sql", where, up, f"Flink {flink}" if up else "",
                          "" if up else "The Flink Kafka connector jar is missing: run `make up`.")
+
+
+def status_flink_gateway(settings: Settings) -> ServiceStatus:
+    """Probe the class's Flink SQL Gateway (a hub's servers): its /v3/info, and the connector jar its
+    sessions add."""
+    import json
+    import urllib.request
+
+    where = f"the class's Flink SQL Gateway {settings.flink_gateway}"
+    try:
+        url = f"http://{settings.flink_gateway}/v3/info"
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as answer:
+            info = json.load(answer)
+    except (OSError, ValueError):
+        return ServiceStatus("stream-sql", where, False, "",
+                             f"The class's Flink SQL Gateway does not answer at {settings.flink_gateway}: "
+                             "ask your instructor (`workbook class up --hub` starts it).")
+    if not settings.flink_connector_jar.is_file():
+        return ServiceStatus("stream-sql", where, False, "",
+                             f"The Flink Kafka connector jar is missing: {settings.flink_connector_jar}.")
+    return ServiceStatus("stream-sql", where, True, f"Flink {info.get('version', '?')}")
 
 
 # --- Kafka Connect (on demand) ------------------------------------------------------------

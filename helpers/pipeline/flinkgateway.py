@@ -128,13 +128,12 @@ class GatewayRun:
         self.wall_s = time.perf_counter() - self.started
         return self
 
-    def cancel(self) -> None:
-        """Cancel the job and wait until the cluster says so."""
+    def cancel(self, timeout: float = 60) -> None:
+        """Cancel the job and wait until the cluster says so (WaitTimeout after `timeout` seconds)."""
         if self.status() in JOB_ACTIVE:
             rest(self.cluster, "PATCH", f"/jobs/{self.job_id}?mode=cancel")
-            while (state := self.status()) in JOB_ACTIVE:
-                time.sleep(POLL_S)
-            self.final_status = state
+            self.final_status = None
+            self.wait(timeout)
 
 
 def submitted(session: GatewaySession, cluster: str, statement: str, started: float,

@@ -524,6 +524,8 @@ def test_the_class_flink_runs_a_students_join_named_after_them_with_no_jvm_of_he
         overview = cluster.overview()
         assert overview["slots-total"] == 3 and overview["taskmanagers"] == 1
         env = {**student_env(server, students["alice"]), **cluster.session_env}
+        status = run_workbook("status", env=env).stdout
+        assert f"the class's Flink SQL Gateway {cluster.gateway_address}" in status and "Flink 2.2" in status
         run_pipeline(env, THRESHOLDS["alice"])
         jobs = cluster_jobs(cluster.address)
         joins = [j["state"] for j in jobs if j["name"].startswith("alice: buy join (pid ")]

@@ -1,5 +1,6 @@
 """The Kafka probe on a busy server: a broker whose port takes connections gets a second, longer try
-before anyone is told it does not answer; a closed port or a refused login is said at once."""
+before anyone is told it does not answer; a closed port or a refused login is said at once; a class
+gateway that does not answer says whom to ask."""
 import pytest
 
 from helpers.infra import status
@@ -45,3 +46,18 @@ def test_a_refused_login_is_said_at_once(monkeypatch, settings):
     given = probes(monkeypatch, [refused], True)
     assert "refuses the login" in status.probe_kafka(settings)[1]
     assert given == [status.PROBE_TIMEOUT]
+
+
+def test_a_class_gateway_that_does_not_answer_is_down_with_whom_to_ask(settings):
+    import dataclasses
+
+    from helpers.infra.processes import free_port
+    from helpers.infra.status import status_stream_sql
+
+    port = free_port()
+    hub = dataclasses.replace(settings, flink_cluster=f"127.0.0.1:{free_port()}",
+                              flink_gateway=f"127.0.0.1:{port}")
+    found = status_stream_sql(hub)
+    assert not found.up and found.address == f"the class's Flink SQL Gateway 127.0.0.1:{port}"
+    assert found.hint == (f"The class's Flink SQL Gateway does not answer at 127.0.0.1:{port}: "
+                          "ask your instructor (`workbook class up --hub` starts it).")
