@@ -31,6 +31,8 @@ RUN_S = 180
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"        # the notebook in front, with its toolbar
 NOTEBOOK = f"{PANEL} .jp-Notebook"
 IN_FRONT = f"(document.querySelector({NOTEBOOK!r})?.innerText ?? '')"    # '' while it renders
+# JupyterLab renders only the cells in view: scroll the notebook to its end (a cell's output at the end)
+TO_END = f"document.querySelector('{PANEL} .jp-WindowedPanel-outer')?.scrollTo(0, 1e9)"
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +139,7 @@ def test_two_students_run_a_notebook_and_each_sees_their_own_topics(hub, chromiu
     for name, page in pages.items():
         try:
             page.wait_for_function(
-                f"{IN_FRONT}.includes('created empty:')",
+                f"({TO_END}, {IN_FRONT}.includes('created empty:'))",
                 timeout=RUN_S * 1000)
         finally:
             page.screenshot(path=str(artifacts / f"hub-{name}.png"))
