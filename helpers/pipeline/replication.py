@@ -38,6 +38,8 @@ from helpers.infra.lab import LAB_CLIENT_CONF, SAMPLE_INTERVAL_S, SEQ_HEADER, La
 from helpers.pipeline.produce import bar_message
 from helpers.pipeline.topics import watermarks
 
+STABLE_S = 1.0      # how long every answer must agree before wait_for_isr returns
+
 # --- partitions: leaders and in-sync replicas --------------------------------------
 
 def describe_partitions(admin: AdminClient, topic: str) -> pd.DataFrame:
@@ -65,18 +67,29 @@ def isr_sizes(admin: AdminClient, topic: str) -> dict[int, int]:
 
 
 def wait_for_isr(admin: AdminClient, topic: str, size: int, timeout: float = 60) -> float:
-    """Wait until every partition has exactly `size` in-sync replicas; return the seconds it took."""
+    """Wait until every partition has exactly `size` in-sync replicas, in every answer for STABLE_S
+    seconds in a row; return the seconds until the first of those answers.
+
+    In a row, because each answer comes from whichever broker the client asks: seen once in CI, a
+    broker answered "unknown topic" just after another had reported the new topic's full ISR.
+    """
     start = time.monotonic()
+    since: list[float] = []                   # when the answers started to agree, if they do
 
     def reached() -> bool:
         try:
-            return set(isr_sizes(admin, topic).values()) == {size}
+            full = set(isr_sizes(admin, topic).values()) == {size}
         except KafkaException:
+            full = False
+        if not full:
+            since.clear()
             return False
+        since[:] = since or [time.monotonic()]
+        return time.monotonic() - since[0] >= STABLE_S
 
     wait_until(reached, timeout, f"every partition of {topic} to have {size} in-sync replicas",
                interval=0.1)
-    return time.monotonic() - start
+    return since[0] - start
 
 
 def wait_for_leader(admin: AdminClient, topic: str, broker_id: int, partition: int = 0,
